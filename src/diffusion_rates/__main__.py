@@ -1,0 +1,3 @@
+from diffusion_rates.app import main
+
+main()

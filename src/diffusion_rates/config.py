@@ -1,0 +1,78 @@
+"""Validate a composed config and build the objects of one run from it.
+
+Validation happens before any compute: a bad value stops the run with one line naming the key and
+what is allowed, and nothing is written.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from omegaconf import ListConfig
+
+from diffusion_rates import metrics
+from diffusion_rates.process import PROCESSES, Process
+from diffusion_rates.samplers import SAMPLERS, Sampler
+from diffusion_rates.schedules import SCHEDULES, Grid, make_grid
+from diffusion_rates.targets import TARGETS
+from diffusion_rates.validation import ConfigError, boolean, choice, integer, number
+
+INITS = ("standard", "target")
+SCORE_ERRORS = ("none",)
+
+
+def horizon(cfg) -> float:
+    """T in the OU clock: the config's, or the process's default when null."""
+    return cfg.process.default_T if cfg.T is None else cfg.T
+
+
+def validate(cfg) -> None:
+    """Raise ConfigError on the first value that is not allowed."""
+    choice("process", cfg.process.name, tuple(PROCESSES))
+    choice("sampler", cfg.sampler.name, tuple(SAMPLERS))
+    choice("schedule", cfg.schedule.name, tuple(SCHEDULES))
+    choice("score_error", cfg.score_error.name, SCORE_ERRORS)
+    number("score_error.eps", cfg.score_error.eps, low=0.0)
+    choice("target", cfg.target.name, tuple(TARGETS))
+    TARGETS[cfg.target.name].validate(cfg.target)
+    integer("steps", cfg.steps, 1)
+    process = build_process(cfg)
+    T = number(
+        "T",
+        horizon(cfg),
+        low=0.0,
+        high=process.s_max,
+        low_open=True,
+        what=f" (the OU-clock horizon of process={cfg.process.name})",
+    )
+    number("delta", cfg.delta, low=0.0, high=T, high_open=True, what=" (T)")
+    if cfg.schedule.name == "bbdd" and cfg.delta == 0:
+        raise ConfigError("delta: schedule=bbdd needs early stopping, a number > 0 (got 0)")
+    integer("n_samples", cfg.n_samples, 1)
+    integer("seed", cfg.seed, 0)
+    choice("init", cfg.init, INITS)
+    boolean("force", cfg.force)
+    if not isinstance(cfg.metrics, ListConfig | list) or len(cfg.metrics) == 0:
+        raise ConfigError(f"metrics: a non-empty list of {', '.join(metrics.METRICS)}")
+    for m in cfg.metrics:
+        choice("metrics", m, metrics.METRICS)
+        metrics.select(m, cfg.target.name, cfg.sampler.name)
+
+
+def build_process(cfg) -> Process:
+    params = {k: v for k, v in cfg.process.items() if k not in ("name", "default_T")}
+    return PROCESSES[cfg.process.name](**params)
+
+
+class Run(NamedTuple):
+    target: object
+    process: Process
+    grid: Grid
+    sampler: Sampler
+
+
+def build(cfg) -> Run:
+    process = build_process(cfg)
+    grid = make_grid(process, cfg.schedule.name, horizon(cfg), cfg.delta, cfg.steps)
+    target = TARGETS[cfg.target.name].build(cfg.target)
+    return Run(target, process, grid, SAMPLERS[cfg.sampler.name])

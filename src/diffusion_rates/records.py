@@ -1,0 +1,104 @@
+"""Tidy records: one row per metric of one run, keyed by a run id.
+
+The run id hashes the resolved config (output location and `force` left out) together with the
+code version (a hash of this package's source), so a cached record is reused only when both agree.
+Files are written to a temporary name and renamed, so a killed run never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+
+RECORDS = "records.parquet"
+COLUMNS = [
+    "run_id",
+    "experiment",
+    "target",
+    "d",
+    "intrinsic_dim",
+    "K",
+    "process",
+    "sampler",
+    "schedule",
+    "steps",
+    "T",
+    "delta",
+    "init",
+    "score_error",
+    "eps_score",
+    "seed",
+    "n_samples",
+    "metric",
+    "estimator",
+    "value",
+    "stderr",
+    "floor",
+    "status",
+    "wall_s",
+    "device",
+    "code_version",
+]
+NOT_HASHED = ("output", "force")
+
+
+@cache
+def code_version() -> str:
+    """Hash of every source file of the package: a change of code invalidates cached runs."""
+    digest = hashlib.sha256()
+    root = Path(__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def run_id(config: dict) -> str:
+    hashed = {k: v for k, v in config.items() if k not in NOT_HASHED}
+    text = json.dumps(hashed, sort_keys=True, default=str) + code_version()
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cached(out_dir: Path, rid: str) -> bool:
+    """True when `out_dir` already holds complete records of this run id."""
+    path = Path(out_dir) / RECORDS
+    if not path.is_file():
+        return False
+    try:
+        ids = pd.read_parquet(path, columns=["run_id"])["run_id"]
+    except Exception:  # an unreadable file is recomputed, never trusted
+        return False
+    return len(ids) > 0 and bool((ids == rid).all())
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write(out_dir: Path, rows: list[dict], config_yaml: str) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    _atomic_write(out_dir / "config.yaml", lambda p: p.write_text(config_yaml))
+    _atomic_write(out_dir / RECORDS, lambda p: frame.to_parquet(p, index=False))
+    return out_dir / RECORDS
+
+
+def collect(root: Path) -> pd.DataFrame:
+    """All records under `root` (a sweep directory), one frame; unreadable files are skipped."""
+    frames = []
+    for path in sorted(Path(root).rglob(RECORDS)):
+        try:
+            frames.append(pd.read_parquet(path))
+        except Exception as exc:
+            print(f"skipping unreadable {path}: {exc}")
+    if not frames:
+        return pd.DataFrame(columns=COLUMNS)
+    return pd.concat(frames, ignore_index=True).drop_duplicates(["run_id", "metric"], keep="last")
