@@ -28,8 +28,8 @@ def number(key, value, low=-math.inf, high=math.inf, low_open=False, high_open=F
             value < high if high_open else value <= high
         )
     if not ok:
-        bounds = [f"> {low}" if low_open else f">= {low}"] if math.isfinite(low) else []
-        bounds += [f"< {high}" if high_open else f"<= {high}"] if math.isfinite(high) else []
+        bounds = [f"> {low:g}" if low_open else f">= {low:g}"] if math.isfinite(low) else []
+        bounds += [f"< {high:g}" if high_open else f"<= {high:g}"] if math.isfinite(high) else []
         raise ConfigError(f"{key}: a number {' and '.join(bounds)}{what} (got {value!r})")
     return float(value)
 

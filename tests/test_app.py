@@ -1,0 +1,139 @@
+"""The command line: one run, the cache, bad input, and a smoke sweep through the report."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from diffusion_rates.app import check_command_line
+from diffusion_rates.records import COLUMNS
+from diffusion_rates.validation import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "diffusion_rates"]
+
+
+def run_cli(*args, cwd=ROOT):
+    return subprocess.run([*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_one_run_writes_records_and_is_cached(tmp_path):
+    args = [
+        "target=gaussian",
+        "target.d=100",
+        "sampler=ei",
+        "schedule=bbdd",
+        "steps=64",
+        "delta=1e-3",
+        "T=5",
+        "metrics=[kl,w2]",
+        f"output.dir={tmp_path}",
+    ]
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    path = tmp_path / "records.parquet"
+    frame = pd.read_parquet(path)
+    assert list(frame.columns) == COLUMNS
+    assert sorted(frame.metric) == ["kl", "w2"]
+    assert set(frame.estimator) == {"exact_gaussian"} and set(frame.status) == {"ok"}
+    assert frame.run_id.nunique() == 1 and np.all(frame.value > 0)
+    assert (tmp_path / "config.yaml").is_file()
+    stamp = path.stat().st_mtime_ns
+    again = run_cli(*args)
+    assert again.returncode == 0 and "cached" in again.stdout
+    assert path.stat().st_mtime_ns == stamp
+    forced = run_cli(*args, "force=true")
+    assert forced.returncode == 0 and path.stat().st_mtime_ns != stamp
+    assert pd.read_parquet(path).value.tolist() == frame.value.tolist()
+
+
+BAD = [
+    (["sampler=foo"], "sampler"),
+    (["schedule=linear"], "schedule"),
+    (["process=ve"], "process"),
+    (["target=banana"], "target"),
+    (["steps=0"], "steps"),
+    (["steps=abc"], "steps"),
+    (["steps=2.5"], "steps"),
+    (["delta=-1"], "delta"),
+    (["T=5", "delta=5"], "delta"),
+    (["delta=abc"], "delta"),
+    (["T=-1"], "T"),
+    (["process=vp_linear", "T=6"], "T"),
+    (["target.d=0"], "target.d"),
+    (["target.spectrum=banana"], "target.spectrum"),
+    (["target.mean_norm=-1"], "target.mean_norm"),
+    (["schedule=bbdd", "delta=0"], "delta"),
+    (["metrics=[kl,tv2]"], "metrics"),
+    (["init=zero"], "init"),
+    (["n_samples=0"], "n_samples"),
+    (["stepz=3"], "stepz"),
+    (["target.dd=3"], "target.dd"),
+    (["-m", "steps=8,0"], "steps"),
+]
+
+
+@pytest.mark.parametrize("argv,key", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_is_one_line_naming_the_key(argv, key):
+    with pytest.raises(ConfigError) as info:
+        check_command_line(argv)
+    message = str(info.value)
+    assert message.startswith(f"{key}:") and "\n" not in message, message
+
+
+def test_negative_spectrum_value_is_refused(tmp_path):
+    spectrum = tmp_path / "spectrum.npy"
+    np.save(spectrum, np.array([1.0, -0.5, 0.2]))
+    with pytest.raises(ConfigError, match=r"^target.spectrum_file:"):
+        check_command_line(
+            ["target.spectrum=file", f"target.spectrum_file={spectrum}", "target.d=3"]
+        )
+
+
+def test_bad_input_exits_non_zero_and_writes_nothing(tmp_path):
+    result = run_cli("steps=0", f"output.dir={tmp_path / 'out'}")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "steps:" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_smoke_sweep_through_the_report(tmp_path):
+    """`make reproduce` at the smoke scale: sweep, aggregate, fit, figure, report."""
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    sweep = run_cli(
+        "-m",
+        "experiment=gaussian_baseline",
+        "scale=smoke",
+        f"hydra.sweep.dir={runs / 'gaussian_baseline'}",
+    )
+    assert sweep.returncode == 0, sweep.stderr
+    report = subprocess.run(
+        [
+            sys.executable,
+            "scripts/report.py",
+            "--runs",
+            str(runs),
+            "--results",
+            str(results),
+            "--scale",
+            "smoke",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert report.returncode == 0, report.stderr
+    recs = pd.read_parquet(results / "gaussian_baseline" / "records.parquet")
+    assert len(recs) == 5 * 2 * 2 * 3 * 4  # samplers x schedules x d x N x metrics
+    fits = pd.read_csv(results / "gaussian_baseline" / "fits.csv")
+    text = (results / "REPORT.md").read_text()
+    assert (results / "gaussian_baseline" / "kl_vs_steps.png").stat().st_size > 10_000
+    row = fits[
+        (fits.metric == "kl") & (fits.sampler == "ei") & (fits.schedule == "bbdd") & (fits.d == 10)
+    ].iloc[0]
+    # The report's number is the fit's, computed from the records, not typed in.
+    assert f"| ei | bbdd | 10 | {row.slope:.2f} [" in text
