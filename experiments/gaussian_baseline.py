@@ -92,8 +92,8 @@ def figures(records: pd.DataFrame, out_dir: Path) -> list[Path]:
     fig.tight_layout()
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "kl_vs_steps.png", out_dir / "kl_vs_steps.pdf"]
-    for p in paths:
-        fig.savefig(p, dpi=130)
+    for p in paths:  # no creation date: the same records give the same files
+        fig.savefig(p, dpi=130, metadata={"CreationDate": None} if p.suffix == ".pdf" else None)
     plt.close(fig)
     return paths
 

@@ -37,9 +37,11 @@ def test_one_run_writes_records_and_is_cached(tmp_path):
     path = tmp_path / "records.parquet"
     frame = pd.read_parquet(path)
     assert list(frame.columns) == COLUMNS
-    assert sorted(frame.metric) == ["kl", "w2"]
-    assert set(frame.estimator) == {"exact_gaussian"} and set(frame.status) == {"ok"}
-    assert frame.run_id.nunique() == 1 and np.all(frame.value > 0)
+    assert sorted(frame.metric) == ["eps_score_sq_mean", "eps_score_sq_weighted", "kl", "w2"]
+    measured = frame[frame.metric.isin(["kl", "w2"])]
+    assert set(measured.estimator) == {"exact_gaussian"} and set(frame.status) == {"ok"}
+    assert frame.run_id.nunique() == 1 and np.all(measured.value > 0)
+    assert np.all(frame[frame.metric.str.startswith("eps")].value == 0)  # score_error=none
     assert (tmp_path / "config.yaml").is_file()
     stamp = path.stat().st_mtime_ns
     again = run_cli(*args)
@@ -73,6 +75,9 @@ BAD = [
     (["stepz=3"], "stepz"),
     (["target.dd=3"], "target.dd"),
     (["-m", "steps=8,0"], "steps"),
+    (["score_error=bias", "score_error.eps=-0.1"], "score_error.eps"),
+    (["score_error=typo"], "score_error"),
+    (["score_error=noise", "score_error.eps=0.1"], "metrics"),  # no exact law: not affine
 ]
 
 
@@ -128,7 +133,7 @@ def test_smoke_sweep_through_the_report(tmp_path):
     )
     assert report.returncode == 0, report.stderr
     recs = pd.read_parquet(results / "gaussian_baseline" / "records.parquet")
-    assert len(recs) == 5 * 2 * 2 * 3 * 4  # samplers x schedules x d x N x metrics
+    assert len(recs) == 5 * 2 * 2 * 3 * (4 + 2)  # samplers x schedules x d x N x (metrics + eps²)
     fits = pd.read_csv(results / "gaussian_baseline" / "fits.csv")
     text = (results / "REPORT.md").read_text()
     assert (results / "gaussian_baseline" / "kl_vs_steps.png").stat().st_size > 10_000

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 from omegaconf import ListConfig
 
-from diffusion_rates import metrics
+from diffusion_rates import metrics, score_error
 from diffusion_rates.process import PROCESSES, Process
 from diffusion_rates.samplers import SAMPLERS, Sampler
 from diffusion_rates.schedules import SCHEDULES, Grid, make_grid
@@ -18,7 +18,6 @@ from diffusion_rates.targets import TARGETS
 from diffusion_rates.validation import ConfigError, boolean, choice, integer, number
 
 INITS = ("standard", "target")
-SCORE_ERRORS = ("none",)
 
 
 def horizon(cfg) -> float:
@@ -31,8 +30,9 @@ def validate(cfg) -> None:
     choice("process", cfg.process.name, tuple(PROCESSES))
     choice("sampler", cfg.sampler.name, tuple(SAMPLERS))
     choice("schedule", cfg.schedule.name, tuple(SCHEDULES))
-    choice("score_error", cfg.score_error.name, SCORE_ERRORS)
+    choice("score_error", cfg.score_error.name, score_error.MODELS)
     number("score_error.eps", cfg.score_error.eps, low=0.0)
+    integer("score_error.seed", cfg.score_error.seed, 0)
     choice("target", cfg.target.name, tuple(TARGETS))
     TARGETS[cfg.target.name].validate(cfg.target)
     integer("steps", cfg.steps, 1)
@@ -56,7 +56,7 @@ def validate(cfg) -> None:
         raise ConfigError(f"metrics: a non-empty list of {', '.join(metrics.METRICS)}")
     for m in cfg.metrics:
         choice("metrics", m, metrics.METRICS)
-        metrics.select(m, cfg.target.name, cfg.sampler.name)
+        metrics.select(m, cfg)
 
 
 def build_process(cfg) -> Process:
@@ -69,10 +69,18 @@ class Run(NamedTuple):
     process: Process
     grid: Grid
     sampler: Sampler
+    score_error: score_error.ScoreError
+
+    @property
+    def score(self):
+        """The score the sampler sees: the target's, with the configured error."""
+        return self.score_error.apply(self.target.score)
 
 
 def build(cfg) -> Run:
     process = build_process(cfg)
     grid = make_grid(process, cfg.schedule.name, horizon(cfg), cfg.delta, cfg.steps)
     target = TARGETS[cfg.target.name].build(cfg.target)
-    return Run(target, process, grid, SAMPLERS[cfg.sampler.name])
+    error = score_error.build(cfg.score_error.name, cfg.score_error.eps, target.d,
+                              cfg.score_error.seed)
+    return Run(target, process, grid, SAMPLERS[cfg.sampler.name], error)
