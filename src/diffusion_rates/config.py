@@ -36,18 +36,7 @@ def validate(cfg) -> None:
     choice("target", cfg.target.name, tuple(TARGETS))
     TARGETS[cfg.target.name].validate(cfg.target)
     integer("steps", cfg.steps, 1)
-    process = build_process(cfg)
-    T = number(
-        "T",
-        horizon(cfg),
-        low=0.0,
-        high=process.s_max,
-        low_open=True,
-        what=f" (the OU-clock horizon of process={cfg.process.name})",
-    )
-    number("delta", cfg.delta, low=0.0, high=T, high_open=True, what=" (T)")
-    if cfg.schedule.name == "bbdd" and cfg.delta == 0:
-        raise ConfigError("delta: schedule=bbdd needs early stopping, a number > 0 (got 0)")
+    validate_schedule(cfg, build_process(cfg))
     integer("n_samples", cfg.n_samples, 1)
     integer("seed", cfg.seed, 0)
     choice("init", cfg.init, INITS)
@@ -57,6 +46,50 @@ def validate(cfg) -> None:
     for m in cfg.metrics:
         choice("metrics", m, metrics.METRICS)
         metrics.select(m, cfg)
+
+
+def validate_schedule(cfg, process: Process) -> None:
+    """T, δ and the schedule's own parameters (cfg.schedule); then the grid is built, so that what
+    only the schedule knows (δ > 0 for bbdd and logsnr, enough steps for bbdd, c1·log N/N < 1
+    for lcw, N ≤ 1000 for ddpm_linear) fails here too, before any compute."""
+    name = cfg.schedule.name
+    if SCHEDULES[name].own_horizon:
+        if cfg.T is not None:
+            raise ConfigError(f"T: null, schedule={name} fixes its own horizon (got {cfg.T!r})")
+        if number("delta", cfg.delta, low=0.0) != 0:
+            raise ConfigError(f"delta: 0, schedule={name} stops at s = 0 (got {cfg.delta!r})")
+    else:
+        T = number(
+            "T",
+            horizon(cfg),
+            low=0.0,
+            high=process.s_max,
+            low_open=True,
+            what=f" (the OU-clock horizon of process={cfg.process.name})",
+        )
+        number("delta", cfg.delta, low=0.0, high=T, high_open=True, what=" (T)")
+    p = cfg.schedule
+    if name == "karras":
+        number("schedule.rho", p.rho, low=0.0, low_open=True)
+    elif name == "lcw":
+        c0 = number("schedule.c0", p.c0, low=0.0, low_open=True)
+        c1 = number("schedule.c1", p.c1, low=0.0, low_open=True)
+        if c1 <= 4.0 * c0:  # LCW's theorem needs c1/c0 > 4
+            raise ConfigError(f"schedule.c1: a number > 4·c0 = {4.0 * c0} (got {c1})")
+    elif name == "ddpm_linear":
+        for key in ("beta_start", "beta_end"):
+            number(f"schedule.{key}", p[key], low=0.0, high=1.0, low_open=True, high_open=True)
+        integer("schedule.train_steps", p.train_steps, 1)
+    try:
+        build_grid(cfg, process)
+    except ValueError as exc:  # the schedules' own messages already start with the key
+        raise ConfigError(str(exc)) from None
+
+
+def build_grid(cfg, process: Process) -> Grid:
+    """The configured grid; the schedule's parameters are cfg.schedule's keys other than name."""
+    params = {k: v for k, v in cfg.schedule.items() if k != "name"}
+    return make_grid(process, cfg.schedule.name, horizon(cfg), cfg.delta, cfg.steps, **params)
 
 
 def build_process(cfg) -> Process:
@@ -79,7 +112,7 @@ class Run(NamedTuple):
 
 def build(cfg) -> Run:
     process = build_process(cfg)
-    grid = make_grid(process, cfg.schedule.name, horizon(cfg), cfg.delta, cfg.steps)
+    grid = build_grid(cfg, process)
     target = TARGETS[cfg.target.name].build(cfg.target)
     error = score_error.build(cfg.score_error.name, cfg.score_error.eps, target.d,
                               cfg.score_error.seed)

@@ -2,7 +2,8 @@
 
 A reverse step goes from forward time s to s' = s - γ (OU clock). The one-step rules all read
 y' = A·y + B·ŝ(y, s) + C·z, z ~ N(0, I), with scalars (A, B, C) given by one table row each
-(DESIGN.md section 2). Every sampler declares its nominal weak and strong orders.
+(DESIGN.md section 2). The multi-stage rules (probability-flow Euler and Heun, Rößler's SRA1) are
+one small function each. Every sampler declares its nominal weak and strong orders.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ Score = Callable[[jax.Array, jax.Array], jax.Array]  # (y, s) -> ∇ log q_s(y)
 
 @dataclass(frozen=True)
 class Sampler:
-    """`step(y, score, step, noise) -> y'` with `noise` of shape (n_noise, *y.shape)."""
+    """`step(y, score, step, noise) -> y'` with `noise` of shape (n_noise, *y.shape), standard
+    normals (n_noise = 0 for the deterministic rules)."""
 
     name: str
     step: Callable
@@ -72,6 +74,46 @@ def _ddim(st):
     return jnp.exp(g), jnp.exp(g) * v - jnp.sqrt(v_next * v), jnp.zeros_like(g)
 
 
+def _flow(score, y, s):
+    """Velocity of the probability-flow ODE dy/dt = y + ŝ(y, T - t), at forward time s = T - t."""
+    return y + score(y, s)
+
+
+def _pf_euler(y, score, st: Step, noise):
+    """Euler on the probability-flow ODE in the OU clock: y' = y + γ (y + ŝ(y, s))."""
+    return y + st.gamma * _flow(score, y, st.s)
+
+
+def _pf_heun(y, score, st: Step, noise):
+    """Heun (explicit trapezoid) on the probability-flow ODE: k1 = v(y, s),
+    ŷ = y + γ k1, y' = y + γ (k1 + v(ŷ, s'))/2. A step that ends at s' = 0 stays Euler, as in
+    Karras et al. 2022 (Alg. 1): the score at s' = 0 is singular on point-mass directions."""
+    k1 = _flow(score, y, st.s)
+    euler = y + st.gamma * k1
+    heun = y + 0.5 * st.gamma * (k1 + _flow(score, euler, st.s_next))
+    return jnp.where(st.s_next > 0, heun, euler)
+
+
+def _sra1(y, score, st: Step, noise):
+    """Rößler's SRA1 (SIAM J. Numer. Anal. 48(3), 2010) for additive noise, on the reverse SDE
+    dy = f dt + g dW, f(t, y) = y + 2ŝ(y, T - t), g = √2, with h = γ:
+    ΔW, ΔZ ~ N(0, h) independent, χ = (ΔW + ΔZ/√3)/2 (= I_(1,0)/h, the time-integrated
+    increment), k1 = h f(t, y), k2 = h f(t + 3h/4, y + 3k1/4 + 1.5 g χ),
+    y' = y + k1/3 + 2k2/3 + g ΔW. Strong order 1.5 for additive noise, weak order 2; with a
+    linear drift (Gaussian data) the strong error falls like h² too. (diffrax's SRA1 tableau is
+    the same, written with the space-time Lévy area H = χ - ΔW/2.)"""
+    h, g = st.gamma, jnp.sqrt(2.0)
+    dW, dZ = jnp.sqrt(h) * noise[0], jnp.sqrt(h) * noise[1]
+    chi = 0.5 * (dW + dZ / jnp.sqrt(3.0))
+
+    def f(y, s):
+        return y + 2.0 * score(y, s)
+
+    k1 = h * f(y, st.s)
+    k2 = h * f(y + 0.75 * k1 + 1.5 * g * chi, st.s - 0.75 * h)  # t + 3h/4 is s - 3h/4 forward
+    return y + k1 / 3.0 + 2.0 * k2 / 3.0 + g * dW
+
+
 SAMPLERS = {
     s.name: s
     for s in (
@@ -80,6 +122,10 @@ SAMPLERS = {
         one_step("ddpm", _ddpm),
         one_step("ddpm_posterior", _ddpm_posterior),
         one_step("ddim", _ddim),
+        Sampler("pf_euler", _pf_euler, n_noise=0, weak_order=1.0, strong_order=1.0),
+        # Deterministic, so its strong order is its weak order.
+        Sampler("pf_heun", _pf_heun, n_noise=0, weak_order=2.0, strong_order=2.0),
+        Sampler("sra1", _sra1, n_noise=2, weak_order=2.0, strong_order=1.5),
     )
 }
 
