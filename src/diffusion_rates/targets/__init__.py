@@ -8,7 +8,16 @@ Every target gives, at any OU time s and batched over x of shape (n, d): exact s
 
 from typing import NamedTuple
 
-from diffusion_rates.targets import gaussian
+from diffusion_rates.targets import (
+    gaussian,
+    gmm,
+    lcw_gmm,
+    point_cloud,
+    product,
+    sphere,
+    subspace,
+    torus,
+)
 
 
 class TargetFamily(NamedTuple):
@@ -16,4 +25,13 @@ class TargetFamily(NamedTuple):
     build: callable  # target config -> target
 
 
-TARGETS = {"gaussian": TargetFamily(gaussian.validate_config, gaussian.from_config)}
+TARGETS = {
+    "gaussian": TargetFamily(gaussian.validate_config, gaussian.from_config),
+    "gmm": TargetFamily(gmm.validate_config, gmm.from_config),
+    "lcw_gmm": TargetFamily(lcw_gmm.validate_config, lcw_gmm.from_config),
+    "point_cloud": TargetFamily(point_cloud.validate_config, point_cloud.from_config),
+    "subspace": TargetFamily(subspace.validate_config, subspace.from_config),
+    "product": TargetFamily(product.validate_config, product.from_config),
+    "sphere": TargetFamily(sphere.validate_config, sphere.from_config),
+    "torus": TargetFamily(torus.validate_config, torus.from_config),
+}
