@@ -68,8 +68,9 @@ def test_exact_law_with_a_misspecified_score_matches_monte_carlo():
     model = score_error.build("misspecified", 0.8, target.d, seed=6)
     grid = make_grid(ou(), "uniform", 5.0, 1e-2, 10)
     sampler = SAMPLERS["ei"]
-    m, v = exact.output_moments(sampler, target, grid, "standard",
-                                model.apply(target.eigen_score, target.to_eigen))
+    m, v = exact.output_moments(
+        sampler, target, grid, "standard", model.apply(target.eigen_score, target.to_eigen)
+    )
     n = 40_000
     y0 = jax.random.normal(jax.random.PRNGKey(1), (n, target.d))
     y = target.to_eigen(sample(sampler, model.apply(target.score), grid, y0, jax.random.PRNGKey(2)))
