@@ -77,7 +77,8 @@ BAD = [
     (["-m", "steps=8,0"], "steps"),
     (["score_error=bias", "score_error.eps=-0.1"], "score_error.eps"),
     (["score_error=typo"], "score_error"),
-    (["score_error=noise", "score_error.eps=0.1"], "metrics"),  # no exact law: not affine
+    # no exact law (ŝ not affine) and no density for DDIM's deterministic steps
+    (["score_error=noise", "sampler=ddim", "metrics=[kl]"], "metrics"),
 ]
 
 

@@ -108,7 +108,11 @@ def run(cfg: DictConfig) -> Path | None:
         return out_dir / records.RECORDS
     start = time.perf_counter()
     built = config_mod.build(cfg)
-    results = metrics.measure(built, cfg)
+    try:
+        results = metrics.measure(built, cfg)
+    except FloatingPointError as exc:  # a diverging sampler is a result, recorded as such
+        nan = metrics.Value(float("nan"), float("nan"), float("nan"), f"non-finite: {exc}")
+        results = {m: ("none", nan) for m in cfg.metrics}
     wall = time.perf_counter() - start
     target = built.target
     common = dict(
@@ -138,12 +142,12 @@ def run(cfg: DictConfig) -> Path | None:
             common,
             metric=m,
             estimator=est,
-            value=value,
-            stderr=stderr,
-            floor=floor,
-            status="ok" if value == value else "non-finite value",
+            value=v.value,
+            stderr=v.stderr,
+            floor=v.floor,
+            status=v.status if v.value == v.value else v.status.replace("ok", "non-finite value"),
         )
-        for m, (est, value, stderr, floor) in results.items()
+        for m, (est, v) in results.items()
     ]
     path = records.write(out_dir, rows, OmegaConf.to_yaml(resolved))
     print(f"wrote {path}")

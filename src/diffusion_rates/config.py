@@ -36,7 +36,7 @@ def validate(cfg) -> None:
     choice("target", cfg.target.name, tuple(TARGETS))
     TARGETS[cfg.target.name].validate(cfg.target)
     integer("steps", cfg.steps, 1)
-    validate_schedule(cfg, build_process(cfg))
+    grid = validate_schedule(cfg, build_process(cfg))
     integer("n_samples", cfg.n_samples, 1)
     integer("seed", cfg.seed, 0)
     choice("init", cfg.init, INITS)
@@ -45,10 +45,10 @@ def validate(cfg) -> None:
         raise ConfigError(f"metrics: a non-empty list of {', '.join(metrics.METRICS)}")
     for m in cfg.metrics:
         choice("metrics", m, metrics.METRICS)
-        metrics.select(m, cfg)
+        metrics.select(m, cfg, grid)
 
 
-def validate_schedule(cfg, process: Process) -> None:
+def validate_schedule(cfg, process: Process) -> Grid:
     """T, δ and the schedule's own parameters (cfg.schedule); then the grid is built, so that what
     only the schedule knows (δ > 0 for bbdd and logsnr, enough steps for bbdd, c1·log N/N < 1
     for lcw, N ≤ 1000 for ddpm_linear) fails here too, before any compute."""
@@ -81,7 +81,7 @@ def validate_schedule(cfg, process: Process) -> None:
             number(f"schedule.{key}", p[key], low=0.0, high=1.0, low_open=True, high_open=True)
         integer("schedule.train_steps", p.train_steps, 1)
     try:
-        build_grid(cfg, process)
+        return build_grid(cfg, process)
     except ValueError as exc:  # the schedules' own messages already start with the key
         raise ConfigError(str(exc)) from None
 
@@ -114,6 +114,7 @@ def build(cfg) -> Run:
     process = build_process(cfg)
     grid = build_grid(cfg, process)
     target = TARGETS[cfg.target.name].build(cfg.target)
-    error = score_error.build(cfg.score_error.name, cfg.score_error.eps, target.d,
-                              cfg.score_error.seed)
+    error = score_error.build(
+        cfg.score_error.name, cfg.score_error.eps, target.d, cfg.score_error.seed
+    )
     return Run(target, process, grid, SAMPLERS[cfg.sampler.name], error)

@@ -43,14 +43,17 @@ class ScoreError(NamedTuple):
         if self.name == "bias":
             return lambda y, s: score(y, s) + self.eps * _unit_field(self.params, y)
         key = self.params["key"]
-        return lambda y, s: score(y, s) + self.eps / jnp.sqrt(y.shape[-1]) * jax.random.normal(
-            _key_at(key, s, y), y.shape, y.dtype
+        return lambda y, s: (
+            score(y, s)
+            + self.eps
+            / jnp.sqrt(y.shape[-1])
+            * jax.random.normal(_key_at(key, s, y), y.shape, y.dtype)
         )
 
-    @property
-    def affine(self) -> bool:
-        """Whether ŝ stays affine when s is (what exact Gaussian laws need)."""
-        return self.name in ("none", "misspecified") or self.eps == 0
+
+def is_affine(name: str, eps: float) -> bool:
+    """Whether ŝ stays affine when s is (what exact Gaussian laws need)."""
+    return name in ("none", "misspecified") or eps == 0
 
 
 def _unit_field(params, y):
@@ -79,9 +82,12 @@ def build(name: str, eps: float, d: int, seed: int) -> ScoreError:
         weight = jax.random.normal(k_weight, (FEATURES, d))
         # Σ_j ‖W_j‖ ≤ 1/2 keeps ‖v‖ ≥ 1/2 for every x.
         weight = 0.5 * weight / jnp.sum(jnp.linalg.norm(weight, axis=1))
-        params = dict(offset=offset / jnp.linalg.norm(offset), weight=weight,
-                      freq=jax.random.normal(k_freq, (FEATURES, d)),
-                      phase=jax.random.uniform(k_phase, (FEATURES,), maxval=2 * jnp.pi))
+        params = dict(
+            offset=offset / jnp.linalg.norm(offset),
+            weight=weight,
+            freq=jax.random.normal(k_freq, (FEATURES, d)),
+            phase=jax.random.uniform(k_phase, (FEATURES,), maxval=2 * jnp.pi),
+        )
     elif name == "noise":
         params["key"] = k_dir
     return ScoreError(name, float(eps), params)

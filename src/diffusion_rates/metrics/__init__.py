@@ -1,50 +1,148 @@
 """Estimators of the distance between q_δ and the sampler's output, best first.
 
 `ESTIMATORS` lists, in order of preference, each estimator with the metrics it gives and the
-(target, sampler) pairs it is valid for; `select` picks the best valid one for a metric.
+runs it is valid for; `select` picks the best valid one for a metric unless the config names one
+(`estimator.<metric>=<name>`), and refuses one that is not valid for the run. `measure` computes
+every requested metric and also the measured score error ε² of the run (always recorded).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 
 from diffusion_rates import score_error
-from diffusion_rates.metrics import exact
+from diffusion_rates.metrics import density_ratio, exact, path, samples
+from diffusion_rates.samplers import SAMPLERS, sample
 from diffusion_rates.validation import ConfigError
 
-METRICS = ("kl", "kl_reverse", "w2", "hellinger")
-SCORE_ERROR_METRICS = ("eps_score_sq_weighted", "eps_score_sq_mean")
+METRICS = ("kl", "kl_reverse", "tv", "w2", "hellinger", "mmd", "kl_path", "girsanov")
 SCORE_ERROR_SAMPLES = 256  # per grid time: the measured ε² needs N × this many target samples
+DENSITY_RATIO_PATHS = 16  # inner paths per point of density_ratio
+
+
+class Value(NamedTuple):
+    value: float
+    stderr: float
+    floor: float
+    status: str = "ok"
 
 
 class Estimator(NamedTuple):
     metrics: tuple
-    valid: callable  # config -> bool
-    measure: callable  # (run, metrics, cfg) -> {metric: (value, stderr, floor)}
+    valid: Callable  # (cfg, grid, metric) -> bool
+    measure: Callable  # (run, metric names, cfg, outputs) -> {metric: Value}
+
+
+def _exact(run, names, cfg, outputs):
+    score = run.score_error.apply(run.target.eigen_score, run.target.to_eigen)
+    got = exact.exact_gaussian(run.sampler, run.target, run.grid, names, cfg.init, score)
+    return {m: Value(*v) for m, v in got.items()}
+
+
+def _density_ratio(run, names, cfg, outputs):
+    got = density_ratio.estimate(
+        run.sampler,
+        run.score,
+        run.target,
+        run.grid,
+        cfg.n_samples,
+        DENSITY_RATIO_PATHS,
+        _key(cfg, 2),
+        cfg.init,
+    )
+    spread = got["log_weight_spread"][0]
+    status = (
+        "ok"
+        if spread <= density_ratio.SPREAD_LIMIT
+        else (f"unreliable: log-weight spread {spread:.2g} > {density_ratio.SPREAD_LIMIT}")
+    )
+    checks = ("ratio_mean", "log_weight_spread")  # carried with every density_ratio record
+    return {m: Value(*got[m], status) for m in (*names, *checks)}
+
+
+def _path(run, names, cfg, outputs):
+    out = {}
+    if "kl_path" in names:
+        out["kl_path"] = Value(
+            *path.kl_path(
+                run.sampler, run.score, run.target, run.grid, cfg.n_samples, _key(cfg, 3), cfg.init
+            ),
+            0.0,
+        )
+    if "girsanov" in names:
+        out["girsanov"] = Value(
+            *path.girsanov(
+                run.score,
+                run.target,
+                run.grid,
+                min(cfg.n_samples, SCORE_ERROR_SAMPLES),
+                _key(cfg, 4),
+            ),
+            0.0,
+        )
+    return out
+
+
+def _sample_based(name):
+    def measure(run, names, cfg, outputs):
+        target_sample, output, reference = outputs()
+        return {
+            m: Value(*samples.with_floor(name, target_sample, output, reference, _key(cfg, 5)))
+            for m in names
+        }
+
+    return measure
+
+
+def _any(cfg, grid, metric) -> bool:
+    return True
+
+
+def _density(cfg, grid, metric) -> bool:
+    """Path weights need reverse kernels with a density (girsanov needs none)."""
+    return metric == "girsanov" or density_ratio.valid(SAMPLERS[cfg.sampler.name], grid)
+
+
+def _gaussian_target(cfg, grid, metric) -> bool:
+    return cfg.target.name == "gaussian" and score_error.is_affine(
+        cfg.score_error.name, cfg.score_error.eps
+    )
 
 
 ESTIMATORS = {
-    "exact_gaussian": Estimator(
-        tuple(exact.METRICS),
-        lambda cfg: cfg.target.name == "gaussian"
-        and (cfg.score_error.name in ("none", "misspecified") or cfg.score_error.eps == 0),
-        lambda run, names, cfg: exact.exact_gaussian(
-            run.sampler,
-            run.target,
-            run.grid,
-            names,
-            cfg.init,
-            run.score_error.apply(run.target.eigen_score, run.target.to_eigen),
-        ),
-    ),
+    "exact_gaussian": Estimator(("kl", "kl_reverse", "w2", "hellinger"), _gaussian_target, _exact),
+    "density_ratio": Estimator(("kl", "tv"), _density, _density_ratio),
+    "path_mc": Estimator(("kl_path", "girsanov"), _density, _path),
+    **{
+        name: Estimator(("mmd",) if name == "mmd" else ("w2",), _any, _sample_based(name))
+        for name in samples.ESTIMATES
+    },
 }
 
 
-def select(metric: str, cfg) -> str:
+def _key(cfg, stream: int):
+    return jax.random.fold_in(jax.random.PRNGKey(cfg.seed), stream)
+
+
+def select(metric: str, cfg, grid) -> str:
+    """The estimator for `metric`: the config's choice if it names one, else the best valid."""
+    chosen = (cfg.get("estimator") or {}).get(metric)
+    if chosen is not None:
+        if chosen not in ESTIMATORS or metric not in ESTIMATORS[chosen].metrics:
+            givers = [n for n, e in ESTIMATORS.items() if metric in e.metrics]
+            raise ConfigError(f"estimator.{metric}: one of {', '.join(givers)} (got {chosen!r})")
+        if not ESTIMATORS[chosen].valid(cfg, grid, metric):
+            raise ConfigError(
+                f"estimator.{metric}: {chosen} is not valid for target={cfg.target.name}, "
+                f"sampler={cfg.sampler.name}, score_error={cfg.score_error.name}"
+            )
+        return chosen
     for name, est in ESTIMATORS.items():
-        if metric in est.metrics and est.valid(cfg):
+        if metric in est.metrics and est.valid(cfg, grid, metric):
             return name
     raise ConfigError(
         f"metrics: no estimator gives {metric!r} for target={cfg.target.name}, "
@@ -52,18 +150,44 @@ def select(metric: str, cfg) -> str:
     )
 
 
+def _outputs(run, cfg):
+    """Sampler output, a target sample and an independent reference sample, all of size
+    n_samples, drawn once per run and shared by the sample-based estimators."""
+    cache = {}
+
+    def get():
+        if not cache:
+            n, d = cfg.n_samples, run.target.d
+            k_init, k_run, k_target, k_ref = jax.random.split(_key(cfg, 1), 4)
+            if cfg.init == "standard":
+                y0 = jax.random.normal(k_init, (n, d))
+            else:
+                y0 = run.target.sample(k_init, n, run.grid.s[0])
+            output = sample(run.sampler, run.score, run.grid, y0, k_run)
+            delta = run.grid.s[-1]
+            cache["value"] = (
+                run.target.sample(k_target, n, delta),
+                output,
+                run.target.sample(k_ref, n, delta),
+            )
+            if not bool(jnp.all(jnp.isfinite(output))):
+                raise FloatingPointError("the sampler's output has non-finite values")
+        return cache["value"]
+
+    return get
+
+
 def measure(run, cfg) -> dict:
-    """{metric: (estimator, value, stderr, floor)} for the metrics the config asks for."""
-    chosen = {m: select(m, cfg) for m in cfg.metrics}
+    """{metric: (estimator, Value)} for the metrics the config asks for, plus the measured ε²."""
+    chosen = {m: select(m, cfg, run.grid) for m in cfg.metrics}
+    outputs = _outputs(run, cfg)
     out = {}
     for name in dict.fromkeys(chosen.values()):
         names = [m for m, e in chosen.items() if e == name]
-        for m, (value, stderr, floor) in ESTIMATORS[name].measure(run, names, cfg).items():
-            out[m] = (name, value, stderr, floor)
-    key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 1)
+        for m, value in ESTIMATORS[name].measure(run, names, cfg, outputs).items():
+            out[m] = (name, value)
     size = min(cfg.n_samples, SCORE_ERROR_SAMPLES)
-    for m, (value, stderr) in score_error.measured(
-        run.target, run.score_error, run.grid.s, size, key
-    ).items():
-        out[m] = ("monte_carlo", value, stderr, 0.0)
+    measured = score_error.measured(run.target, run.score_error, run.grid.s, size, _key(cfg, 6))
+    for m, (value, stderr) in measured.items():
+        out[m] = ("monte_carlo", Value(value, stderr, 0.0))
     return out
