@@ -5,6 +5,9 @@
 Score calls: the isotropic mixture score is two matrix products, x μᵀ (n×d by d×K) for the
 responsibilities and r μ (n×K by K×d) for the mean; the script times one jitted score call next to
 those two products alone, so the ratio says how much the softmax and the rest cost on top.
+Estimators: `exact_gaussian` at d = 10⁴, N = 4096 and `density_ratio` paths per second (DDPM on
+`lcw_gmm`, d = 1024, K = 64, N = 256), each a whole call from config objects to numbers, first
+call (with compilation) and warm median reported apart.
 Times are medians over `repeats` calls after one warm-up call (compilation excluded).
 """
 
@@ -19,7 +22,12 @@ import jax.numpy as jnp
 import pandas as pd
 from omegaconf import OmegaConf
 
+from diffusion_rates.metrics import density_ratio, exact
+from diffusion_rates.process import ou
+from diffusion_rates.samplers import SAMPLERS
+from diffusion_rates.schedules import make_grid
 from diffusion_rates.targets import TARGETS
+from diffusion_rates.targets.gaussian import gaussian
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "target"
 
@@ -50,10 +58,57 @@ def score_cost(label: str, tgt, n: int, repeats: int) -> dict:
     t_bare = median_seconds(bare, x, means, repeats=repeats)
     t_softmax = median_seconds(products, x, means, repeats=repeats)
     return dict(
-        case=label, n=n, d=tgt.d, K=tgt.K, dtype=str(x.dtype), device=str(jax.devices()[0]),
-        score_ms=1e3 * t_score, matmuls_ms=1e3 * t_bare, matmuls_softmax_ms=1e3 * t_softmax,
+        case=label,
+        n=n,
+        d=tgt.d,
+        K=tgt.K,
+        dtype=str(x.dtype),
+        device=str(jax.devices()[0]),
+        score_ms=1e3 * t_score,
+        matmuls_ms=1e3 * t_bare,
+        matmuls_softmax_ms=1e3 * t_softmax,
         ratio_to_matmuls=t_score / t_bare,
     )
+
+
+def first_and_warm(fn, repeats: int) -> tuple[float, float]:
+    start = time.perf_counter()
+    fn()
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return first, float(sorted(times)[len(times) // 2])
+
+
+def estimator_costs(repeats: int) -> list[dict]:
+    rows = []
+    tgt = gaussian(10_000, "power_law", mean_norm=1.0)
+    grid = make_grid(ou(), "bbdd", 10.0, 1e-3, 4096)
+    first, warm = first_and_warm(
+        lambda: exact.exact_gaussian(SAMPLERS["ei"], tgt, grid, ["kl", "w2"]), repeats
+    )
+    rows.append(dict(case="exact_gaussian d=10000 N=4096", first_s=first, warm_s=warm))
+    mix = target("lcw_gmm", d=1024, K=64)
+    grid = make_grid(ou(), "lcw", None, 0.0, 256, c0=2.0, c1=10.0)
+    n, paths = 64, 16
+    first, warm = first_and_warm(
+        lambda: density_ratio.estimate(
+            SAMPLERS["ddpm"], mix.score, mix, grid, n, paths, jax.random.PRNGKey(0)
+        ),
+        max(1, repeats // 10),
+    )
+    rows.append(
+        dict(
+            case="density_ratio lcw_gmm d=1024 K=64 N=256",
+            first_s=first,
+            warm_s=warm,
+            paths_per_s=n * paths / warm,
+        )
+    )
+    return rows
 
 
 def main() -> None:
@@ -63,13 +118,19 @@ def main() -> None:
     args = parser.parse_args()
     rows = [
         score_cost("gmm isotropic", target("gmm", d=256, K=64), 4096, args.repeats),
-        score_cost("point_cloud sphere", target("point_cloud", d=256, K=10_000,
-                                                intrinsic_dim=8), 4096, args.repeats),
+        score_cost(
+            "point_cloud sphere",
+            target("point_cloud", d=256, K=10_000, intrinsic_dim=8),
+            4096,
+            args.repeats,
+        ),
     ]
-    table = pd.DataFrame(rows)
+    estimators = pd.DataFrame(estimator_costs(args.repeats))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    pd.DataFrame(rows).to_csv(args.out, index=False)
+    estimators.to_csv(args.out.with_name("benchmark_estimators.csv"), index=False)
+    for table in (pd.DataFrame(rows), estimators):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 
 
 if __name__ == "__main__":
