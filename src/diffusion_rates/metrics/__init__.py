@@ -55,11 +55,12 @@ def _density_ratio(run, names, cfg, outputs):
         cfg.init,
     )
     spread = got["log_weight_spread"][0]
-    status = (
-        "ok"
-        if spread <= density_ratio.SPREAD_LIMIT
-        else (f"unreliable: log-weight spread {spread:.2g} > {density_ratio.SPREAD_LIMIT}")
-    )
+    mean, mean_se, _ = got["ratio_mean"]
+    status = "ok"
+    if spread > density_ratio.SPREAD_LIMIT:
+        status = f"unreliable: log-weight spread {spread:.2g} > {density_ratio.SPREAD_LIMIT}"
+    elif abs(mean - 1.0) > 3.0 * mean_se + 1e-12:  # E_q[r̂] = 1 exactly: a miss means heavy tails
+        status = f"unreliable: E r̂ = {mean:.4g} ± {mean_se:.2g}, not 1"
     checks = ("ratio_mean", "log_weight_spread")  # carried with every density_ratio record
     return {m: Value(*got[m], status) for m in (*names, *checks)}
 
