@@ -15,11 +15,11 @@ import jax
 import jax.numpy as jnp
 
 from diffusion_rates import score_error
-from diffusion_rates.metrics import density_ratio, exact, path, samples
+from diffusion_rates.metrics import density_ratio, exact, path, samples, strong
 from diffusion_rates.samplers import SAMPLERS, sample
 from diffusion_rates.validation import ConfigError
 
-METRICS = ("kl", "kl_reverse", "tv", "w2", "hellinger", "mmd", "kl_path", "girsanov")
+METRICS = ("kl", "kl_reverse", "tv", "w2", "hellinger", "mmd", "kl_path", "girsanov", "strong")
 SCORE_ERROR_SAMPLES = 256  # per grid time: the measured ε² needs N × this many target samples
 DENSITY_RATIO_PATHS = 16  # inner paths per point of density_ratio
 
@@ -88,6 +88,18 @@ def _path(run, names, cfg, outputs):
     return out
 
 
+def _strong(run, names, cfg, outputs):
+    """RMS pathwise distance to a fine `sra1` reference on the same Brownian path (strong.py),
+    from y0 ~ the run's init."""
+    k_init, k_path = jax.random.split(_key(cfg, 8))
+    n, d = cfg.n_samples, run.target.d
+    if cfg.init == "standard":
+        y0 = jax.random.normal(k_init, (n, d))
+    else:
+        y0 = run.target.sample(k_init, n, run.grid.s[0])
+    return {"strong": Value(*strong.estimate(run.sampler, run.score, run.grid, y0, k_path))}
+
+
 def _sample_based(name):
     def measure(run, names, cfg, outputs):
         target_sample, output, reference = outputs()
@@ -122,6 +134,7 @@ ESTIMATORS = {
         name: Estimator(("mmd",) if name == "mmd" else ("w2",), _any, _sample_based(name))
         for name in samples.ESTIMATES
     },
+    "strong": Estimator(("strong",), lambda cfg, grid, m: strong.valid(cfg.sampler.name), _strong),
 }
 
 
