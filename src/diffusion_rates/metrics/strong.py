@@ -58,8 +58,9 @@ coarse output has exactly the sampler's law):
 Refused: `ddpm`, `ddpm_posterior` (their C² ≠ e^{2γ} − 1: no noise term of theirs is the
 integral of this SDE's noise; a coupling could be defined but would be a choice, not a strong
 error) and the deterministic `ddim`, `pf_euler`, `pf_heun`: their output does not depend on the
-Brownian path, so the distance to an SDE path is O(1) whatever the step (their pathwise error
-against an ODE reference is their weak error, which `exact_gaussian`/`quadrature` measure).
+Brownian path, so the distance to an SDE path is O(1) whatever the step (against an ODE reference
+it would be the deterministic global error of the flow map, another quantity; the error of their
+output law is what `exact_gaussian` and `quadrature` measure).
 
 Standard error by the delta method over the n paths: with D_i = ‖Y_i − Y_i^ref‖² and
 m = mean D, strong = √m and se = sd(D)/√n / (2√m).
