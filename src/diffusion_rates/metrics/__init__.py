@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from diffusion_rates import score_error
-from diffusion_rates.metrics import density_ratio, exact, path, samples, strong
+from diffusion_rates.metrics import density_ratio, exact, path, quadrature, samples, strong
 from diffusion_rates.samplers import SAMPLERS, sample
 from diffusion_rates.validation import ConfigError
 
@@ -40,6 +40,13 @@ class Estimator(NamedTuple):
 def _exact(run, names, cfg, outputs):
     score = run.score_error.apply(run.target.eigen_score, run.target.to_eigen)
     got = exact.exact_gaussian(run.sampler, run.target, run.grid, names, cfg.init, score)
+    return {m: Value(*v) for m, v in got.items()}
+
+
+def _quadrature(run, names, cfg, outputs):
+    got = quadrature.quadrature(
+        run.sampler, run.target, run.grid, names, cfg.init, key=_key(cfg, 7)
+    )
     return {m: Value(*v) for m, v in got.items()}
 
 
@@ -126,8 +133,18 @@ def _gaussian_target(cfg, grid, metric) -> bool:
     )
 
 
+def _reduces_to_1d(cfg, grid, metric) -> bool:
+    """quadrature: a product, or a centred sphere or torus, one-step sampler, exact score."""
+    return (
+        quadrature.valid(SAMPLERS[cfg.sampler.name], cfg.target.name)
+        and cfg.target.get("normalisation", "centred") == "centred"
+        and float(cfg.score_error.eps) == 0.0
+    )
+
+
 ESTIMATORS = {
     "exact_gaussian": Estimator(("kl", "kl_reverse", "w2", "hellinger"), _gaussian_target, _exact),
+    "quadrature": Estimator(quadrature.METRICS, _reduces_to_1d, _quadrature),
     "density_ratio": Estimator(("kl", "tv"), _density, _density_ratio),
     "path_mc": Estimator(("kl_path", "girsanov"), _density, _path),
     **{
