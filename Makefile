@@ -1,4 +1,5 @@
 # make reproduce | make test | make test-slow | make lint | make clean     (SCALE=smoke|default|paper)
+# make status EXPERIMENT=<claim>: done, failed and missing jobs of that claim's sweep at SCALE
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +7,7 @@ STAMP := $(VENV)/.installed
 SCALE ?= default
 EXPERIMENTS := gaussian_baseline
 
-.PHONY: reproduce sweep report test test-slow lint clean venv
+.PHONY: reproduce sweep report status test test-slow lint clean venv
 
 venv: $(STAMP)
 
@@ -28,6 +29,10 @@ sweep: $(STAMP)
 
 report: $(STAMP)
 	$(BIN)/python scripts/report.py --scale $(SCALE)
+
+status: $(STAMP)
+	@test -n "$(EXPERIMENT)" || { echo "usage: make status EXPERIMENT=<claim> [SCALE=...]"; exit 2; }
+	$(BIN)/diffusion-rates-status experiment=$(EXPERIMENT) scale=$(SCALE)
 
 test: $(STAMP)
 	$(BIN)/pytest -q

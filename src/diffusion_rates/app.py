@@ -2,19 +2,30 @@
 
 `diffusion-rates <overrides>` runs one configuration; `diffusion-rates -m experiment=<claim>`
 runs a claim's sweep. The whole command line is checked before Hydra starts (every value of every
-swept key), so a bad override costs one line on stderr, exit status 2, and no records.
+swept key), so a bad override costs one line on stderr, exit status 2, and no records. A run that
+fails (non-finite values, an exception, a timeout) still writes records, with a `status` naming
+the reason, so that a sweep goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import logging
+import math
+import os
 import re
+import signal
 import sys
+import threading
 import time
+import warnings
 from pathlib import Path
 
 import hydra
 import jax
 from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
@@ -24,6 +35,10 @@ from diffusion_rates.validation import ConfigError
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
 GROUPS = ("target", "process", "sampler", "schedule", "score_error", "scale", "experiment")
+TIMEOUT_ENV = "DIFFUSION_RATES_TIMEOUT_S"  # seconds a run may take; default 90% of timeout_min
+# configs/hydra/launcher/*.yaml replace the launcher plugins' configs of the same names; Hydra
+# still checks them against the plugins' schemas, and warns that it does so.
+warnings.filterwarnings("ignore", r"(?s).*validated against ConfigStore schema", UserWarning)
 
 
 def _options(group: str) -> list[str]:
@@ -32,10 +47,16 @@ def _options(group: str) -> list[str]:
 
 def _one_line(exc: Exception) -> str:
     """Hydra's composition errors, reduced to one line naming the key and what is allowed."""
-    text = str(exc)
-    if found := re.search(r"Could not find '(\w+)/([^']*)'", text):
+    text = str(exc) + (f"\n{exc.__cause__}" if exc.__cause__ else "")
+    if found := re.search(r"Could not find '([\w/]+)/([^'/]*)'", text):
         group, option = found.groups()
-        return f"{group}: one of {', '.join(_options(group))} (got {option!r})"
+        options = _options(group) + (["basic"] if group == "hydra/launcher" else [])
+        return f"{group}: one of {', '.join(options)} (got {option!r})"
+    if found := re.search(r"Missing key \S+\s+full_key: (\S+)", text):
+        return f"{found.group(1)}: a required key, missing"
+    if found := re.search(r"(Value '.*' of type '\w+' could not be converted to \w+)", text):
+        key = re.search(r"full_key: (\S+)", text)
+        return f"{key.group(1) if key else 'command line'}: {found.group(1)}"
     if found := re.search(r"Could not override '([^']+)'", text) or re.search(
         r"full_key: (\S+)", text
     ):
@@ -82,7 +103,12 @@ def check_command_line(argv: list[str]) -> None:
                     job = compose("config", overrides=line + swept)
                 except Exception as exc:
                     raise ConfigError(_one_line(exc)) from None
-                config_mod.validate(_resolved_without_hydra(job))
+                try:
+                    config_mod.validate(_resolved_without_hydra(job))
+                except ConfigError:
+                    raise
+                except Exception as exc:  # e.g. a key deleted with ~key
+                    raise ConfigError(_one_line(exc)) from None
 
 
 def _resolved_without_hydra(cfg: DictConfig) -> DictConfig:
@@ -107,26 +133,31 @@ def run(cfg: DictConfig) -> Path | None:
         print(f"cached {out_dir}")
         return out_dir / records.RECORDS
     start = time.perf_counter()
-    built = config_mod.build(cfg)
-    try:
-        results = metrics.measure(built, cfg)
-    except FloatingPointError as exc:  # a diverging sampler is a result, recorded as such
-        nan = metrics.Value(float("nan"), float("nan"), float("nan"), f"non-finite: {exc}")
-        results = {m: ("none", nan) for m in cfg.metrics}
+    built = None
+    try:  # a failure is a result too: a row whose status names it, and the sweep goes on
+        with _deadline(_time_limit()):
+            built = config_mod.build(cfg)
+            results = metrics.measure(built, cfg)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        nan = float("nan")
+        results = {m: ("none", metrics.Value(nan, nan, nan, _failure(exc))) for m in cfg.metrics}
     wall = time.perf_counter() - start
-    target = built.target
+    target = built.target if built else None
+    d = getattr(target, "d", cfg.target.get("d"))
     common = dict(
         run_id=rid,
         experiment=cfg.experiment,
         target=cfg.target.name,
-        d=target.d,
-        intrinsic_dim=target.intrinsic_dim,
-        K=target.K,
+        d=d,
+        intrinsic_dim=getattr(target, "intrinsic_dim", cfg.target.get("intrinsic_dim", d)),
+        K=getattr(target, "K", cfg.target.get("K")),
         process=cfg.process.name,
         sampler=cfg.sampler.name,
         schedule=cfg.schedule.name,
         steps=cfg.steps,
-        T=float(built.grid.s[0]),
+        T=float(built.grid.s[0]) if built else config_mod.horizon(cfg),
         delta=float(cfg.delta),
         init=cfg.init,
         score_error=cfg.score_error.name,
@@ -145,7 +176,7 @@ def run(cfg: DictConfig) -> Path | None:
             value=v.value,
             stderr=v.stderr,
             floor=v.floor,
-            status=v.status if v.value == v.value else v.status.replace("ok", "non-finite value"),
+            status=_status(v),
         )
         for m, (est, v) in results.items()
     ]
@@ -154,8 +185,89 @@ def run(cfg: DictConfig) -> Path | None:
     return path
 
 
+def _status(v: metrics.Value) -> str:
+    """A measured value's status; an infinite or NaN value is never `ok`."""
+    if math.isfinite(v.value) or v.status.startswith(records.FAILED):
+        return v.status
+    return "non-finite value" if v.status == "ok" else f"non-finite value; {v.status}"
+
+
+def _failure(exc: Exception) -> str:
+    """The status of a run that raised `exc`: non-finite, timeout or error, and one line why."""
+    why = next(iter(str(exc).strip().splitlines()), "")[:300]
+    if isinstance(exc, FloatingPointError):
+        return f"non-finite: {why}"
+    if isinstance(exc, TimeoutError):
+        return f"timeout: {why}"
+    return f"error: {type(exc).__name__}: {why}"
+
+
+def _time_limit() -> float | None:
+    """Seconds a run may take: $DIFFUSION_RATES_TIMEOUT_S, else 90% of the submitit launcher's
+    timeout_min (so the run records its timeout before SLURM kills the job), else none."""
+    if os.environ.get(TIMEOUT_ENV):
+        return float(os.environ[TIMEOUT_ENV])
+    if HydraConfig.initialized() and HydraConfig.get().launcher.get("timeout_min"):
+        return 0.9 * 60 * float(HydraConfig.get().launcher.timeout_min)
+    return None
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float | None):
+    """Raise TimeoutError in the block after `seconds` (main thread only). Compiled JAX code is
+    not interrupted: the error comes when it hands control back to Python."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise TimeoutError(f"the run took over {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+_CPU_SLOT = []  # the lock file held by this joblib worker for its CPU block, kept open
+
+
+def _limit_threads() -> None:
+    """In a joblib worker, before JAX starts its backend: XLA gets the threads joblib gives each
+    worker (OMP_NUM_THREADS = cores // n_jobs), so that workers x threads <= cores."""
+    if _CPU_SLOT or not HydraConfig.initialized():
+        return
+    if "joblib" not in str(HydraConfig.get().launcher.get("_target_", "")):
+        return
+    threads = int(os.environ.get("OMP_NUM_THREADS") or 0)
+    cpus = sorted(os.sched_getaffinity(0))
+    if threads < 1 or threads >= len(cpus):
+        return
+    if threads == 1 and "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
+        flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
+    # a disjoint block of `threads` CPUs per worker, claimed with a lock that dies with the worker
+    folder = Path(HydraConfig.get().sweep.dir) / ".cpus"
+    folder.mkdir(parents=True, exist_ok=True)
+    for slot in range(len(cpus) // threads):
+        handle = open(folder / str(slot), "w")  # held for the worker's life
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _CPU_SLOT.append(handle)
+        os.sched_setaffinity(0, cpus[slot * threads : (slot + 1) * threads])
+        return
+
+
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base=None)
 def _hydra_main(cfg: DictConfig) -> None:
+    logging.getLogger("jax").setLevel(logging.WARNING)  # not Hydra's INFO: JAX's backend probing
+    _limit_threads()
     try:
         run(cfg)
     except ConfigError as exc:
@@ -163,7 +275,18 @@ def _hydra_main(cfg: DictConfig) -> None:
         sys.exit(2)
 
 
+def _launches_elsewhere(argv: list[str]) -> bool:
+    """A multirun whose jobs run in other processes (any launcher but the basic one)."""
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    launcher = [a.split("=", 1)[1] for a in argv if a.startswith("hydra/launcher=")]
+    return multirun and bool(launcher) and launcher[-1] != "basic"
+
+
 def main() -> None:
+    if _launches_elsewhere(sys.argv[1:]):
+        # Checking the command line runs a little JAX: keep it on the CPU here, so that this
+        # parent process never takes a GPU (and its memory) from the workers it launches.
+        jax.config.update("jax_platforms", "cpu")
     try:
         check_command_line(sys.argv[1:])
     except ConfigError as exc:

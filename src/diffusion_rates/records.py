@@ -3,6 +3,8 @@
 The run id hashes the resolved config (output location and `force` left out) together with the
 code version (a hash of this package's source), so a cached record is reused only when both agree.
 Files are written to a temporary name and renamed, so a killed run never leaves a partial file.
+A failed run has records too, whose `status` names the reason (`FAILED`); a rerun of the sweep
+retries those that may pass another time (an error, a timeout) and keeps the rest.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from functools import cache
 from pathlib import Path
 
 import pandas as pd
+from tqdm import tqdm
 
 RECORDS = "records.parquet"
 COLUMNS = [
@@ -45,6 +48,8 @@ COLUMNS = [
     "code_version",
 ]
 NOT_HASHED = ("output", "force")
+FAILED = ("non-finite", "error", "timeout")  # statuses of a failed run, by their first word
+RETRIED = ("error", "timeout")  # failures that a rerun computes again
 
 
 @cache
@@ -70,10 +75,11 @@ def cached(out_dir: Path, rid: str) -> bool:
     if not path.is_file():
         return False
     try:
-        ids = pd.read_parquet(path, columns=["run_id"])["run_id"]
+        frame = pd.read_parquet(path, columns=["run_id", "status"])
     except Exception:  # an unreadable file is recomputed, never trusted
         return False
-    return len(ids) > 0 and bool((ids == rid).all())
+    retried = frame.status.astype(str).str.startswith(RETRIED).any()
+    return len(frame) > 0 and bool((frame.run_id == rid).all()) and not retried
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -94,11 +100,18 @@ def write(out_dir: Path, rows: list[dict], config_yaml: str) -> Path:
 def collect(root: Path) -> pd.DataFrame:
     """All records under `root` (a sweep directory), one frame; unreadable files are skipped."""
     frames = []
-    for path in sorted(Path(root).rglob(RECORDS)):
+    paths = sorted(Path(root).rglob(RECORDS))
+    # a progress bar on a terminal only (disable=None: quiet when stderr is not a tty)
+    for path in tqdm(paths, desc=f"records {Path(root).name}", unit="run", disable=None):
         try:
             frames.append(pd.read_parquet(path))
         except Exception as exc:
-            print(f"skipping unreadable {path}: {exc}")
+            tqdm.write(f"skipping unreadable {path}: {exc}")
     if not frames:
         return pd.DataFrame(columns=COLUMNS)
     return pd.concat(frames, ignore_index=True).drop_duplicates(["run_id", "metric"], keep="last")
+
+
+def failures(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of failed runs (non-finite values, an exception, a timeout) of a records frame."""
+    return frame[frame.status.astype(str).str.startswith(FAILED)]

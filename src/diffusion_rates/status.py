@@ -1,0 +1,91 @@
+"""`diffusion-rates-status experiment=<claim> [scale=...] [overrides]`: where a sweep stands.
+
+Composes the sweep exactly as `diffusion-rates -m` with the same arguments would (the experiment's
+`hydra.sweeper.params` and the command line's own sweeps), finds each job's directory
+`<hydra.sweep.dir>/<override_dirname>`, and reads its records: a job is done (records, no failed
+status), failed (a status such as `non-finite: ...`, `error: ...`, `timeout: ...`, printed) or
+missing (no readable records). Prints a summary line, then one line per failed or missing job.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+from hydra import compose, initialize_config_dir
+from hydra._internal.config_loader_impl import get_overrides_dirname
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from diffusion_rates.app import CONFIG_DIR, _expand, _one_line
+from diffusion_rates.records import RECORDS, code_version, failures
+
+
+def jobs(overrides: list[str]) -> tuple[Path, list[str]]:
+    """The sweep directory and every job's subdirectory, as a multirun with `overrides` makes."""
+    with initialize_config_dir(CONFIG_DIR, version_base=None):
+        cfg = compose("config", overrides=_expand(overrides)[0], return_hydra_config=True)
+    own = [o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    params = [f"{k}={v}" for k, v in (cfg.hydra.sweeper.get("params") or {}).items()]
+    parser = OverridesParser.create()
+    (batch,) = BasicSweeper.split_arguments(parser.parse_overrides(params + own), None)
+    names = cfg.hydra.job.config.override_dirname
+    dirs = [
+        get_overrides_dirname(
+            parser.parse_overrides(job), list(names.exclude_keys), names.item_sep, names.kv_sep
+        )
+        for job in batch
+    ]
+    return Path(cfg.hydra.sweep.dir), dirs
+
+
+def survey(overrides: list[str]) -> dict:
+    """{"root": sweep dir, "done": [dir], "failed": [(dir, status)], "missing": [(dir, why)]}.
+    Records written by other code (another code_version) count as missing: a rerun redoes them."""
+    root, dirs = jobs(overrides)
+    out = {"root": root, "done": [], "failed": [], "missing": []}
+    for sub in dirs:
+        path = root / sub / RECORDS
+        try:
+            frame = pd.read_parquet(path, columns=["status", "code_version"])
+        except Exception:  # absent or unreadable: the sweep will (re)compute it
+            out["missing"].append((sub, "unreadable records" if path.exists() else "no records"))
+            continue
+        bad = failures(frame)
+        versions = set(frame.code_version)
+        if len(frame) == 0:
+            out["missing"].append((sub, "empty records"))
+        elif versions != {code_version()}:
+            out["missing"].append((sub, f"records of code {', '.join(map(str, versions))}"))
+        elif len(bad):
+            out["failed"].append((sub, str(bad.status.iloc[0])))
+        else:
+            out["done"].append(sub)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("-m", "--multirun")]
+    if any(a.startswith("-") for a in argv):
+        print(__doc__.splitlines()[0], file=sys.stderr)
+        return 2
+    try:
+        got = survey(argv)
+    except Exception as exc:
+        print(f"diffusion-rates-status: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    total = sum(len(got[k]) for k in ("done", "failed", "missing"))
+    print(
+        f"{got['root']}: {total} jobs: {len(got['done'])} done, "
+        f"{len(got['failed'])} failed, {len(got['missing'])} missing"
+    )
+    for sub, reason in got["failed"]:
+        print(f"failed   {sub}   {reason}")
+    for sub, why in got["missing"]:
+        print(f"missing  {sub}   {why}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
