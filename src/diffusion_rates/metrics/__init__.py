@@ -215,7 +215,12 @@ def measure(run, cfg) -> dict:
     out = {}
     for name in dict.fromkeys(chosen.values()):
         names = [m for m, e in chosen.items() if e == name]
-        for m, value in ESTIMATORS[name].measure(run, names, cfg, outputs).items():
+        try:
+            got = ESTIMATORS[name].measure(run, names, cfg, outputs)
+        except FloatingPointError as exc:  # one estimator's failure keeps the others' values
+            nan = float("nan")
+            got = {m: Value(nan, nan, nan, f"non-finite: {exc}") for m in names}
+        for m, value in got.items():
             out[m] = (name, value)
     size = min(cfg.n_samples, SCORE_ERROR_SAMPLES)
     measured = score_error.measured(run.target, run.score_error, run.grid.s, size, _key(cfg, 6))

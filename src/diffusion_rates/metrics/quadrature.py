@@ -106,6 +106,7 @@ DEFAULT_GRID_SIZE = 512
 TAIL = 1e-14  # mass a grid may leave out in each tail
 REACH = math.sqrt(2.0 * math.log(1.0 / TAIL))  # Gaussian tails beyond: e^{−REACH²/2} = TAIL
 MASS_TOLERANCE = 1e-8
+REFINEMENTS = 3  # a default grid that fails its checks is doubled, up to 8 × DEFAULT_GRID_SIZE
 ALIASING = 1e-13  # a Nyström step with a larger estimated error is replaced by ...
 RESOLVED = 1.25  # ... a semi-Lagrangian one if the kernel is under this many spacings throughout
 # The heat flow diffuses the nodes with coefficient ½ per squared spacing: RK4 (stable to 2.78)
@@ -838,21 +839,35 @@ def quadrature(sampler, target, grid, metrics, init="standard", grid_size=None, 
     """Metrics between q_δ and the sampler's output on a `product`, `torus` or `sphere` target
     (module docstring): {metric: (value, stderr, floor)}, metrics from METRICS.
 
-    The floor is |value(n) − value(n/2)|, n = grid_size (default DEFAULT_GRID_SIZE), and inf
+    The floor is |value(n) − value(n/2)|, n = grid_size, and inf
     when the run on n/2 points breaks down; stderr is 0 except for a Monte Carlo tv
-    (TV_SAMPLES draws from `key`, default PRNGKey(0), the same at both grid sizes)."""
+    (TV_SAMPLES draws from `key`, default PRNGKey(0), the same at both grid sizes). Without a
+    grid_size, n is DEFAULT_GRID_SIZE, doubled while the checks fail (a law sharper than the
+    grid resolves, e.g. atoms at small δ), REFINEMENTS times at most; a refined n is then
+    paired with 2n (whose value is reported) rather than with the failed n/2."""
     unknown = set(metrics) - set(METRICS)
     if unknown:
         raise ValueError(f"quadrature: metrics {', '.join(METRICS)} only (got {sorted(unknown)})")
     if sampler.coefficients is None:
         raise ValueError(f"quadrature: one-step samplers only (got {sampler.name})")
-    n = DEFAULT_GRID_SIZE if grid_size is None else grid_size
     key = jax.random.PRNGKey(0) if key is None else key
     blocks = decompose(target)
     comp = complement(sampler, grid, init, target.d - blocks.span)
-    fine = _measure(sampler, blocks, comp, grid, metrics, init, n, key, check=True)
-    try:
-        coarse = _measure(sampler, blocks, comp, grid, metrics, init, n // 2, key, check=False)
-    except FloatingPointError:
-        coarse = {m: (math.nan, math.nan) for m in metrics}
+    measure = partial(_measure, sampler, blocks, comp, grid, metrics, init, key=key)
+    sizes = [DEFAULT_GRID_SIZE * 2**j for j in range(REFINEMENTS + 1)]
+    for n in [grid_size] if grid_size is not None else sizes:
+        try:
+            fine = measure(n=n, check=True)
+            break
+        except FloatingPointError:
+            if grid_size is not None or n == sizes[-1]:
+                raise
+    if n != sizes[0] and grid_size is None:
+        # n/2 failed its checks: the pair is (2n, n) instead, the value the one at 2n.
+        coarse, fine = fine, measure(n=2 * n, check=True)
+    else:
+        try:
+            coarse = measure(n=n // 2, check=False)
+        except FloatingPointError:
+            coarse = {m: (math.nan, math.nan) for m in metrics}
     return {m: (*fine[m], _floor(fine[m][0], coarse[m][0])) for m in metrics}
