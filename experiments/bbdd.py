@@ -154,7 +154,9 @@ def _looseness(records: pd.DataFrame) -> str:
 
 
 def section(records: pd.DataFrame, table: pd.DataFrame, figures: list[str]) -> str:
-    reading = [common.reading(table), _looseness(records)]
+    cloud = records[records.experiment == "bbdd_cloud"]
+    posterior = common.bayes(cloud, "girsanov", ("steps", "d"), "Bayesian fit, point cloud")
+    reading = [common.reading(table), _looseness(records), "", *posterior]
     return common.section(NAME, __doc__, records, table, figures, COMMAND, reading)
 
 

@@ -281,7 +281,7 @@ def section(
     lines += [
         f"Runs: {records.run_id.nunique()} ({len(records)} records). Rerun: `{command}`.",
         "Exponents: least squares of log value on log x over the usable points (10× above the "
-        "estimator's floor, 20× above its standard error); 95% intervals by a bootstrap over "
+        "estimator's floor, 3 standard errors above zero); 95% intervals by a bootstrap over "
         "seeds where there are several, else Student t on the residuals (a measure of "
         "curvature, not of noise).",
         "",
@@ -315,3 +315,24 @@ def reading(table: pd.DataFrame) -> str:
         verdicts = "; ".join(f"{n} of {len(g)} {v} ({MEANING[v]})" for v, n in counts.items())
         out.append(f"{name} (predicted {g.predicted.iloc[0]:g}): {slopes}; {verdicts}.")
     return " ".join(out)
+
+
+def bayes(records: pd.DataFrame, metric: str, xs: tuple, title: str) -> list[str]:
+    """Markdown lines: the posterior of log value = c + Σ b_i log x_i + noise (numpyro NUTS)
+    over the usable ok records of `metric`, one row per exponent."""
+    frame = ok(records)
+    frame = frame[frame.metric == metric]
+    try:
+        post = rates.bayes_loglog(frame, xs=xs)
+    except ValueError as exc:
+        return [f"{title}: no posterior ({exc})."]
+    lines = [
+        f"{title}: posterior of log {metric} = c + Σ b_i log x_i + N(0, τ²) over "
+        f"{len(frame)} records (usable points only; NUTS, one chain).",
+        "",
+        "| exponent of | posterior mean | 95% interval | r_hat |",
+        "|---|---|---|---|",
+    ]
+    for r in post[post.param.isin(xs)].itertuples():
+        lines.append(f"| {r.param} | {r.mean:.2f} | [{r[4]:.2f}, {r[5]:.2f}] | {r.r_hat:.3f} |")
+    return lines

@@ -107,7 +107,8 @@ def _looseness(records: pd.DataFrame) -> str:
 
 
 def section(records: pd.DataFrame, table: pd.DataFrame, figures: list[str]) -> str:
-    reading = [common.reading(table), _looseness(records)]
+    posterior = common.bayes(_main(records), "tv", ("steps", "d", "K"), "Bayesian fit")
+    reading = [common.reading(table), _looseness(records), "", *posterior]
     return common.section(NAME, __doc__, records, table, figures, COMMAND, reading)
 
 

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import pandas as pd
 from omegaconf import OmegaConf
 
-from diffusion_rates.metrics import density_ratio, exact
+from diffusion_rates.metrics import density_ratio, exact, quadrature
 from diffusion_rates.process import ou
 from diffusion_rates.samplers import SAMPLERS
 from diffusion_rates.schedules import make_grid
@@ -91,6 +91,15 @@ def estimator_costs(repeats: int) -> list[dict]:
         lambda: exact.exact_gaussian(SAMPLERS["ei"], tgt, grid, ["kl", "w2"]), repeats
     )
     rows.append(dict(case="exact_gaussian d=10000 N=4096", first_s=first, warm_s=warm))
+    for name, kwargs in (("sphere", dict(intrinsic_dim=4)), ("torus", dict(intrinsic_dim=4))):
+        manifold = target(name, d=1024, **kwargs)
+        grid = make_grid(ou(), "bbdd", 10.0, 1e-3, 512)
+        first, warm = first_and_warm(
+            lambda m=manifold, g=grid: quadrature.quadrature(SAMPLERS["ei"], m, g, ["kl", "w2"]),
+            max(1, repeats // 10),
+        )
+        case = f"quadrature {name} k=4 D=1024 N=512 (grids n and n/2)"
+        rows.append(dict(case=case, first_s=first, warm_s=warm))
     mix = target("lcw_gmm", d=1024, K=64)
     grid = make_grid(ou(), "lcw", None, 0.0, 256, c0=2.0, c1=10.0)
     n, paths = 64, 16

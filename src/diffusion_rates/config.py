@@ -63,7 +63,7 @@ def validate_schedule(cfg, process: Process) -> Grid:
             "T",
             horizon(cfg),
             low=0.0,
-            high=process.s_max,
+            high=process.s_max * (1.0 + 1e-12),  # B(t_max) itself, up to its rounding
             low_open=True,
             what=f" (the OU-clock horizon of process={cfg.process.name})",
         )

@@ -8,6 +8,7 @@ and back, and gives β(t) for the Euler–Maruyama step.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import jax.numpy as jnp
@@ -38,7 +39,8 @@ class Process:
 
     @property
     def s_max(self) -> float:
-        return float(self.clock(self.t_max)) if jnp.isfinite(self.t_max) else float("inf")
+        # math, not jnp: validating a command line must not start a JAX backend
+        return float(self.clock(self.t_max)) if math.isfinite(self.t_max) else float("inf")
 
 
 def ou() -> Process:

@@ -1,8 +1,8 @@
 """Rate fits, N*(ε), Bayesian exponents, predicted shapes and verdicts.
 
 DESIGN.md §1 (verdicts) and §2 "Rate fitting". Every fit works on log y against log x over the
-*usable* points only: finite values at least 10 times above the estimator's floor and 20 times
-above its standard error (`usable`); the points left out are listed with the reason. The pieces,
+*usable* points only: finite values at least 10 times above the estimator's floor and 3 standard
+errors above zero (`usable`); the points left out are listed with the reason. The pieces,
 all pure functions of arrays or tidy record frames:
 
 - `fit_loglog`: least squares of log y = c + p·log x with a Student-t interval from the residuals.
@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-MARGIN = 10.0  # a usable point is MARGIN × above its floor and 2·MARGIN × above its standard error
+MARGIN = 10.0  # a usable point is MARGIN × above its floor (a bias or grid error) ...
+ERROR_MARGIN = 3.0  # ... and ERROR_MARGIN standard errors above zero (Monte Carlo noise)
 
 
 class Fit(NamedTuple):
@@ -41,11 +42,13 @@ class Fit(NamedTuple):
 
 
 def usable(value, floor, stderr=0.0, margin: float = MARGIN):
-    """A point carries rate information when finite and `margin` times above its floor and its
-    standard error (a point within noise or rounding of zero tells nothing about a slope):
-    value > margin · max(floor, 2·stderr)."""
+    """A point carries rate information when finite, `margin` times above its floor (the
+    estimator's bias or grid error: a point near it measures the estimator) and ERROR_MARGIN
+    standard errors above zero (a point within noise of zero tells nothing about a slope; noise
+    above that is what the fit's interval accounts for):
+    value > max(margin · floor, ERROR_MARGIN · stderr)."""
     value, floor, stderr = (np.asarray(a, dtype=float) for a in (value, floor, stderr))
-    return np.isfinite(value) & (value > margin * np.maximum(floor, 2.0 * stderr))
+    return np.isfinite(value) & (value > np.maximum(margin * floor, ERROR_MARGIN * stderr))
 
 
 def _reason(value: float, floor: float, stderr: float, margin: float = MARGIN) -> str:
@@ -56,9 +59,9 @@ def _reason(value: float, floor: float, stderr: float, margin: float = MARGIN) -
         return "floor or standard error not finite"
     if value <= 0:
         return "not positive"
-    if floor >= 2.0 * stderr:
+    if margin * floor >= ERROR_MARGIN * stderr:
         return f"under {margin:g}x the floor"
-    return f"under {2 * margin:g}x the standard error"
+    return f"under {ERROR_MARGIN:g} standard errors"
 
 
 def fit_loglog(x, y, floor=None, stderr=None, level: float = 0.95) -> Fit:
@@ -71,7 +74,10 @@ def fit_loglog(x, y, floor=None, stderr=None, level: float = 0.95) -> Fit:
     stderr = np.zeros_like(y) if stderr is None else np.asarray(stderr, dtype=float)
     keep = usable(y, floor, stderr)
     excluded = [
-        (float(xi), "not finite" if not np.isfinite(yi) else "under 10x the floor or error")
+        (
+            float(xi),
+            "not finite" if not np.isfinite(yi) else "under 10x the floor or 3 standard errors",
+        )
         for xi, yi, k in zip(x, y, keep, strict=True)
         if not k
     ]
@@ -79,13 +85,22 @@ def fit_loglog(x, y, floor=None, stderr=None, level: float = 0.95) -> Fit:
     if n < 2:
         return Fit(np.nan, np.nan, np.nan, np.nan, np.nan, n, excluded)
     lx, ly = np.log(x[keep]), np.log(y[keep])
-    res = stats.linregress(lx, ly)
+    slope, intercept = _least_squares(lx, ly)
     if n == 2:
-        return Fit(res.slope, res.intercept, np.nan, np.nan, np.nan, n, excluded)
-    half = stats.t.ppf(0.5 + level / 2, n - 2) * res.stderr
-    return Fit(
-        res.slope, res.intercept, res.stderr, res.slope - half, res.slope + half, n, excluded
-    )
+        return Fit(slope, intercept, np.nan, np.nan, np.nan, n, excluded)
+    # se(p)² = Σ residual² / ((n − 2) Σ (log x − mean)²); 0 for exact data (a constant too,
+    # where scipy's linregress returns NaN through its correlation coefficient)
+    residuals = ly - intercept - slope * lx
+    se = np.sqrt(np.sum(residuals**2) / (n - 2) / np.sum((lx - lx.mean()) ** 2))
+    half = stats.t.ppf(0.5 + level / 2, n - 2) * se
+    return Fit(slope, intercept, se, slope - half, slope + half, n, excluded)
+
+
+def _least_squares(lx, ly) -> tuple[float, float]:
+    """Slope and intercept of the least-squares line through (lx, ly)."""
+    centred = lx - lx.mean()
+    slope = float(np.sum(centred * (ly - ly.mean())) / np.sum(centred**2))
+    return slope, float(ly.mean() - slope * lx.mean())
 
 
 def _column(frame: pd.DataFrame, name: str, default: float = 0.0) -> np.ndarray:
@@ -162,7 +177,7 @@ def fit_loglog_seeds(
     if k == 1 or np.all(spread <= 1e-12 * np.maximum(1.0, np.abs(ybar))):
         res = fit_loglog(np.exp(lx), np.exp(ybar), level=level)
         return res._replace(excluded=excluded, method="residual t")
-    fit = stats.linregress(lx, ybar)
+    slope, intercept = _least_squares(lx, ybar)
     rng = np.random.default_rng(rng_seed)
     counts = rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot).astype(float)  # n_boot × k
     present = ~np.isnan(logs)
@@ -173,8 +188,8 @@ def fit_loglog_seeds(
     slopes = slopes[np.isfinite(slopes)]
     lo, hi = np.quantile(slopes, [(1 - level) / 2, (1 + level) / 2])
     return Fit(
-        float(fit.slope),
-        float(fit.intercept),
+        slope,
+        intercept,
         float(np.std(slopes, ddof=1)),
         float(lo),
         float(hi),
@@ -238,21 +253,23 @@ def steps_to_reach_table(
     """N*(target) per group of `by`, from the mean over seeds of log y at each N.
 
     Rows with a non-positive or non-finite value are dropped. When the table has `floor` / `stderr`
-    columns, a group whose target is not `margin`× above max(floor, 2·stderr) (largest over its
-    rows) gets NaN: the crossing would sit in the estimator's noise. Columns: `by`, n_star, reason,
-    n_points (distinct N), target. Fit the slope of N* against d, D, log(1/δ) or K with
-    `fit_loglog` on it.
+    columns, a group whose target is not above max(margin·floor, ERROR_MARGIN·stderr) (largest
+    over its rows) gets NaN: the crossing would sit in the estimator's noise. Columns: `by`,
+    n_star, reason, n_points (distinct N), target. Fit the slope of N* against d, D, log(1/δ)
+    or K with `fit_loglog` on it.
     """
     by = list(by)
     data = frame[np.isfinite(frame[y].astype(float)) & (frame[y].astype(float) > 0)].copy()
     data["_ly"] = np.log(data[y].astype(float))
-    data["_floor"] = np.maximum(_column(data, "floor"), 2.0 * _column(data, "stderr"))
+    data["_floor"] = np.maximum(
+        margin * _column(data, "floor"), ERROR_MARGIN * _column(data, "stderr")
+    )
     rows = []
     for key, g in data.groupby(by, sort=True):
         key = key if isinstance(key, tuple) else (key,)
         curve = g.groupby(x)._ly.mean()
-        if not target > margin * g["_floor"].max():
-            n_star, reason = np.nan, f"target under {margin:g}x the floor or error"
+        if not target > g["_floor"].max():
+            n_star, reason = np.nan, f"target under {margin:g}x the floor or the noise"
         else:
             n_star, reason = steps_to_reach_detail(
                 curve.index.to_numpy(float), np.exp(curve.to_numpy()), target

@@ -60,7 +60,10 @@ def kl_gaussian(m_p, v_p, m_q, v_q):
     outside q's support (v_q = 0 < v_p), 0 for two equal point masses."""
     safe_q = jnp.where(v_q > 0, v_q, 1.0)
     x = (v_p - v_q) / safe_q  # r - 1 with r = v_p / v_q, without forming r
-    per = 0.5 * (x - jnp.log1p(x) + (m_p - m_q) ** 2 / safe_q)
+    # log r: log1p keeps its digits near r = 1; far from it (r ≪ 1 rounds x to −1) the
+    # difference of logs is exact enough and finite
+    log_r = jnp.where(jnp.abs(x) < 0.5, jnp.log1p(x), jnp.log(v_p) - jnp.log(safe_q))
+    per = 0.5 * (x - log_r + (m_p - m_q) ** 2 / safe_q)
     point_q = jnp.where((v_p == 0) & (m_p == m_q), 0.0, jnp.inf)
     return jnp.sum(jnp.where(v_q > 0, per, point_q))
 
