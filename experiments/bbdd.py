@@ -24,7 +24,7 @@ from experiments import common
 NAME = "bbdd"
 SWEEPS = ["bbdd", "bbdd_cloud", "bbdd_delta", "bbdd_score_error"]
 COMMAND = "make reproduce EXPERIMENTS='bbdd bbdd_cloud bbdd_delta bbdd_score_error'"
-KL_LEVEL = 1e-3  # ε² at which N*(ε) is read off the product runs
+KL_LEVEL = 1e-2  # ε² at which N*(ε) is read off the product runs
 
 
 def _sweep(*names):
@@ -61,7 +61,13 @@ SPECS = [
         headline=False,
     ),
     common.NStar(
-        "N*(KL = 1e-3) vs d, product", "kl", KL_LEVEL, "d", ("target",), 1.0, _sweep("bbdd")
+        f"N*(KL = {KL_LEVEL:g}) vs d, product",
+        "kl",
+        KL_LEVEL,
+        "d",
+        ("target",),
+        1.0,
+        _sweep("bbdd"),
     ),
     common.Slope(
         "KL vs T + log(1/δ), bbdd schedule", "kl", "horizon", ("d",), 2.0, _schedule("bbdd")

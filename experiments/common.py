@@ -236,6 +236,7 @@ def draw(records: pd.DataFrame, spec: Panels, out_dir: Path) -> list[Path]:
                     lw=1,
                     label=f"slope {slope:g}",
                 )
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # no overlapping labels
         ax.set_title(f"{spec.panel} = {_short(value)}")
         ax.set_xlabel(spec.xlabel or spec.x)
         ax.set_ylabel(spec.ylabel)

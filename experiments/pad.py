@@ -24,7 +24,7 @@ from experiments import common
 NAME = "pad"
 SWEEPS = ["pad"]
 COMMAND = "make reproduce EXPERIMENTS=pad"
-KL_LEVEL = 1e-2  # ε² at which N*(ε) is read off (ddpm_posterior, largest D)
+KL_LEVEL = 1e-3  # ε² at which N*(ε) is read off (ddpm_posterior, largest D)
 
 
 def _sampler(name):
@@ -57,7 +57,13 @@ SPECS = [
         headline=False,
     ),
     common.NStar(
-        "N*(KL = 1e-2) vs intrinsic d", "kl", KL_LEVEL, "intrinsic_dim", ("target",), 1.0, _nstar
+        f"N*(KL = {KL_LEVEL:g}) vs intrinsic d",
+        "kl",
+        KL_LEVEL,
+        "intrinsic_dim",
+        ("target",),
+        1.0,
+        _nstar,
     ),
 ]
 
