@@ -13,8 +13,6 @@ The Girsanov integral (path_mc), the quantity the bound controls, is measured be
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
@@ -136,35 +134,11 @@ PANELS = [
 ]
 
 
-def fits(records: pd.DataFrame) -> pd.DataFrame:
-    return common.fit_table(prepare(records), SPECS)
-
-
-def figures(records: pd.DataFrame, out_dir: Path) -> list[Path]:
-    return [common.draw(prepare(records), spec, out_dir)[0] for spec in PANELS]
-
-
-def _looseness(records: pd.DataFrame) -> str:
-    """The bound d (T + log 1/δ)²/N with one constant fitted to the product runs."""
-    kl = common.ok(records[(records.experiment == "bbdd") & (records.metric == "kl")])
-    kl = kl[kl.value > 0]
-    if kl.empty:
-        return ""
-    fit = rates.fit_constant(kl, kl.value.to_numpy(), rates.shape_bbdd)
-    return (
-        f"Bound d(T + log 1/δ)²/N on the product runs: fitted constant {fit.C:.2g} (geometric "
-        f"mean), tightest constant {fit.C_sup:.2g}; measured ÷ tightest bound from "
-        f"{np.min(fit.looseness):.2g} to {np.max(fit.looseness):.2g}: the bound's N⁻¹ is loose "
-        "where the measured KL falls faster."
-    )
-
-
-def section(records: pd.DataFrame, table: pd.DataFrame, figures: list[str]) -> str:
+def notes(records: pd.DataFrame) -> list[str]:
+    product = records[(records.experiment == "bbdd") & (records.metric == "kl")]
     cloud = records[records.experiment == "bbdd_cloud"]
-    posterior = common.bayes(cloud, "girsanov", ("steps", "d"), "Bayesian fit, point cloud")
-    reading = [common.reading(table), _looseness(records), "", *posterior]
-    return common.section(NAME, __doc__, records, table, figures, COMMAND, reading)
-
-
-def summary(table: pd.DataFrame, figures: list[str]) -> list[dict]:
-    return common.summary(table, NAME, figures[0])
+    return [
+        common.looseness(product, rates.shape_bbdd, "d (T + log 1/δ)²/N on the product runs"),
+        "",
+        *common.bayes(cloud, "girsanov", ("steps", "d"), "Bayesian fit, point cloud"),
+    ]

@@ -13,9 +13,6 @@ the sphere is the real test.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pandas as pd
 
 from diffusion_rates import rates
@@ -94,31 +91,6 @@ PANELS = [
 ]
 
 
-def fits(records: pd.DataFrame) -> pd.DataFrame:
-    return common.fit_table(records, SPECS)
-
-
-def figures(records: pd.DataFrame, out_dir: Path) -> list[Path]:
-    return [common.draw(records, spec, out_dir)[0] for spec in PANELS]
-
-
-def _looseness(records: pd.DataFrame) -> str:
-    kl = common.ok(records[(records.metric == "kl") & (records.sampler == "ddpm_posterior")])
-    kl = kl[kl.value > 0]
-    if kl.empty:
-        return ""
-    fit = rates.fit_constant(kl, kl.value.to_numpy(), rates.shape_pad)
-    return (
-        f"Bound d·log²N/N for ddpm_posterior: fitted constant {fit.C:.2g}, tightest "
-        f"{fit.C_sup:.2g}; measured ÷ tightest bound from {np.min(fit.looseness):.2g} to "
-        f"{np.max(fit.looseness):.2g}."
-    )
-
-
-def section(records: pd.DataFrame, table: pd.DataFrame, figures: list[str]) -> str:
-    reading = [common.reading(table), _looseness(records)]
-    return common.section(NAME, __doc__, records, table, figures, COMMAND, reading)
-
-
-def summary(table: pd.DataFrame, figures: list[str]) -> list[dict]:
-    return common.summary(table, NAME, figures[0])
+def notes(records: pd.DataFrame) -> list[str]:
+    kl = records[(records.metric == "kl") & (records.sampler == "ddpm_posterior")]
+    return [common.looseness(kl, rates.shape_pad, "d·log²N/N for ddpm_posterior")]

@@ -13,8 +13,6 @@ target shifted by ε = 0.1) and `ptw_flow` (probability-flow Euler and Heun, mar
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from experiments import common
@@ -91,14 +89,6 @@ PANELS = [
 ]
 
 
-def fits(records: pd.DataFrame) -> pd.DataFrame:
-    return common.fit_table(prepare(records), SPECS)
-
-
-def figures(records: pd.DataFrame, out_dir: Path) -> list[Path]:
-    return [common.draw(prepare(records), spec, out_dir)[0] for spec in PANELS]
-
-
 def _floor(records: pd.DataFrame) -> str:
     """The score-error floor: W2 at the smallest h with the error, against without."""
     r = common.ok(prepare(records))
@@ -117,10 +107,5 @@ def _floor(records: pd.DataFrame) -> str:
     return f"Score-error floor (ε = {eps:g}), W2 at the smallest h: {text}."
 
 
-def section(records: pd.DataFrame, table: pd.DataFrame, figures: list[str]) -> str:
-    reading = [common.reading(table), _floor(records)]
-    return common.section(NAME, __doc__, records, table, figures, COMMAND, reading)
-
-
-def summary(table: pd.DataFrame, figures: list[str]) -> list[dict]:
-    return common.summary(table, NAME, figures[0])
+def notes(records: pd.DataFrame) -> list[str]:
+    return [_floor(records)]
