@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from diffusion_rates import records
-from experiments import EXPERIMENTS
+from experiments import EXPERIMENTS, common
 
 COLUMNS = ["claim", "quantity", "prediction", "measured", "estimator", "verdict", "figure"]
 
@@ -31,6 +31,21 @@ def headline(rows: list[dict]) -> list[str]:
     return lines
 
 
+def analyse(exp, recs: pd.DataFrame, out: Path):
+    """Fits, figures (paths relative to the results folder), section and headline rows of one
+    claim: declared claims (SPECS, PANELS) go through experiments.common, the calibration
+    through its own functions."""
+    results = out.parent
+    if hasattr(exp, "SPECS"):
+        table = common.fits(exp, recs)
+        figures = [p.relative_to(results).as_posix() for p in common.figures(exp, recs, out)]
+        section = common.claim_section(exp, recs, table, figures)
+        return table, figures, section, common.summary(table, exp.NAME, figures[0])
+    table = exp.fits(recs)
+    figures = [p.relative_to(results).as_posix() for p in exp.figures(recs, out)]
+    return table, figures, exp.section(recs, table, figures), exp.summary(table, figures)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=Path("runs"))
@@ -47,11 +62,10 @@ def main() -> None:
         out.mkdir(parents=True, exist_ok=True)
         recs = recs.sort_values(["experiment", "sampler", "schedule", "d", "steps", "metric"])
         recs.to_parquet(out / "records.parquet", index=False)
-        table = exp.fits(recs)
+        table, figures, section, summary = analyse(exp, recs, out)
         table.to_csv(out / "fits.csv", index=False)
-        figures = [p.relative_to(args.results).as_posix() for p in exp.figures(recs, out)]
-        sections.append(exp.section(recs, table, figures))
-        rows += exp.summary(table, figures)
+        sections.append(section)
+        rows += summary
         print(f"{exp.NAME}: {len(recs)} records, {len(table)} fits -> {out}")
     pd.DataFrame(rows, columns=COLUMNS).to_csv(args.results / "summary.csv", index=False)
     header = [
