@@ -35,10 +35,10 @@ status: $(STAMP)
 	$(BIN)/diffusion-rates-status experiment=$(EXPERIMENT) scale=$(SCALE)
 
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist loadfile  # one worker per core; a test file stays on one worker
 
 test-slow: $(STAMP)
-	$(BIN)/pytest -q -m slow
+	$(BIN)/pytest -q -n auto --dist loadfile -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests experiments scripts

@@ -218,18 +218,23 @@ def draw(records: pd.DataFrame, spec: Panels, out_dir: Path) -> list[Path]:
         g = frame[frame[spec.panel] == value]
         groups = list(g.groupby(list(spec.lines)))
         colours = plt.cm.viridis(np.linspace(0, 0.9, max(1, len(groups))))
+        shaded = False
         for colour, (key, lg) in zip(colours, groups, strict=True):
             mean = lg.groupby(spec.x).agg(value=("value", "mean"), floor=("floor", "max"))
-            ax.loglog(
-                mean.index, mean.value, "-o", ms=3, color=colour, label=_group_text(spec.lines, key)
-            )
+            label = _group_text(spec.lines, key)
+            ax.loglog(mean.index, mean.value, "-o", ms=3, color=colour, label=label)
+            # each line's floor, shaded where it comes near its values (an exact estimator's
+            # rounding floor would only stretch the axis)
+            near = np.isfinite(mean.floor) & (mean.floor > 1e-2 * mean.value)
+            if near.any():
+                floor = mean.floor.where(near)
+                below = None if shaded else "under the floor (shaded)"
+                ax.fill_between(
+                    mean.index, floor / 10, floor, color=colour, alpha=0.15, lw=0, label=below
+                )
+                shaded = True
         xs = np.array(sorted(g[spec.x].unique()), dtype=float)
         if len(xs) > 1:
-            floor = g.floor.max()
-            # shaded where it reaches the data's range (an exact estimator's 1e-16 would only
-            # stretch the axis)
-            if np.isfinite(floor) and floor > 1e-2 * g.value.min():
-                ax.axhspan(floor * 1e-3, floor, color="grey", alpha=0.15, label="≤ floor")
             first = g[g[spec.x] == xs[0]].value.median()
             for slope, style in zip(spec.reference, (":", "-.", "--"), strict=False):
                 ax.loglog(
@@ -240,7 +245,10 @@ def draw(records: pd.DataFrame, spec: Panels, out_dir: Path) -> list[Path]:
                     lw=1,
                     label=f"slope {slope:g}",
                 )
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # no overlapping labels
+        if len(xs) > 1 and xs[-1] / xs[0] < 4:  # a narrow range: label the minor ticks
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        else:  # several decades: the minor labels would overlap
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_title(f"{spec.panel} = {_short(value)}")
         ax.set_xlabel(spec.xlabel or spec.x)
         ax.set_ylabel(spec.ylabel)

@@ -5,8 +5,9 @@ falls like h^p, p the scheme's strong order (1 for Euler–Maruyama with additiv
 SRA-type schemes), plus a floor from the score error. The bound is pathwise: the verdicts are
 about the `strong` error (RMS distance to a fine reference on the same Brownian path), which
 bounds W2 by coupling. The marginal W2 itself may fall like the weak order (2 for `sra1` and
-Heun on Gaussian data), and is shown beside it: exact on the Gaussian, by a Gaussian fit on the
-two-component target (`gmm_close`, ‖μ_1 − μ_2‖ ≈ 1 with unit covariances: strongly
+Heun on Gaussian data), and is shown beside it: exact on the Gaussian (`gaussian_aniso`, a
+power-law spectrum with a mean: N(0, I) would be left invariant by the flows), by a Gaussian
+fit on the two-component target (`gmm_close`, ‖μ_1 − μ_2‖ ≈ 1 with unit covariances: strongly
 log-concave). Sweeps `ptw` (em, ei, sra1; with and without a score error: the exact score of a
 target shifted by ε = 0.1) and `ptw_flow` (probability-flow Euler and Heun, marginal W2 only).
 """
