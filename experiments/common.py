@@ -373,12 +373,12 @@ def claim_section(module, records: pd.DataFrame, table: pd.DataFrame, figures: l
 
 
 def looseness(frame: pd.DataFrame, shape, label: str) -> str:
-    """How loose the bound C·shape is on the ok, positive records of `frame`: the constant fitted
-    in log space, the tightest one, and measured ÷ tightest bound."""
+    """How loose the bound C·shape is on the usable ok records of `frame` (above their floors):
+    the constant fitted in log space, the tightest one, and measured ÷ tightest bound."""
     frame = ok(frame)
-    frame = frame[frame.value > 0]
+    frame = frame[rates.usable(frame.value, frame.floor, frame.stderr)]
     if frame.empty:
-        return ""
+        return f"Bound {label}: no usable points to fit its constant to."
     fit = rates.fit_constant(frame, frame.value.to_numpy(), shape)
     return (
         f"Bound {label}: fitted constant {fit.C:.2g} (geometric mean), tightest {fit.C_sup:.2g}; "
