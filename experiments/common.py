@@ -377,11 +377,11 @@ def looseness(frame: pd.DataFrame, shape, label: str) -> str:
     the constant fitted in log space, the tightest one, and measured ÷ tightest bound."""
     frame = ok(frame)
     frame = frame[rates.usable(frame.value, frame.floor, frame.stderr)]
-    if frame.empty:
-        return f"Bound {label}: no usable points to fit its constant to."
+    if len(frame) < 3:
+        return f"Bound {label}: {len(frame)} usable points, too few to fit its constant to."
     fit = rates.fit_constant(frame, frame.value.to_numpy(), shape)
     return (
         f"Bound {label}: fitted constant {fit.C:.2g} (geometric mean), tightest {fit.C_sup:.2g}; "
         f"measured ÷ tightest bound from {np.min(fit.looseness):.2g} to "
-        f"{np.max(fit.looseness):.2g} (far under 1: the bound is loose there)."
+        f"{np.max(fit.looseness):.2g} (values far under 1: the bound is loose there)."
     )
