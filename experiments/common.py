@@ -1,7 +1,7 @@
 """What every claim module shares: slope specs fitted per group with verdicts, N*(ε) slopes,
 log–log figures with floors shaded, and the markdown of a report section.
 
-A claim module declares NAME, SWEEPS, COMMAND, its fits as `Slope` and `NStar` specs (SPECS),
+A claim module declares NAME, SWEEPS, COMMAND, its fits as `Slope` specs (SPECS; `NStar` for N*),
 its figures as `Panels` (PANELS), and optionally `prepare(records)` (derived columns) and
 `notes(records)` (claim-specific lines for its reading); `fits`, `figures`, `section` and
 `summary` here turn those into tables, figures and text, so that every number the report prints
@@ -31,7 +31,8 @@ def _all(records: pd.DataFrame) -> pd.DataFrame:
 @dataclass(frozen=True)
 class Slope:
     """The exponent p of `metric` ≈ c·x^p, fitted in each group of `by` over the runs `where`
-    selects, against the claim's `predicted` exponent."""
+    selects, against the claim's `predicted` exponent. With a `level`, the exponent is that of
+    N*(level), the steps at which `metric` reaches `level`, against x (see `NStar`)."""
 
     name: str
     metric: str
@@ -42,23 +43,12 @@ class Slope:
     lower_is_better: bool = True
     tolerance: float = 0.2
     headline: bool = True
+    level: float | None = None
 
 
-@dataclass(frozen=True)
-class NStar:
-    """The exponent of N*(ε) (the steps at which `metric` reaches `level`) against `x`, per
-    group of `by`."""
-
-    name: str
-    metric: str
-    level: float
-    x: str
-    by: tuple
-    predicted: float
-    where: Callable = _all
-    lower_is_better: bool = True
-    tolerance: float = 0.2
-    headline: bool = True
+def NStar(name, metric, level, x, by, predicted, where=_all, **options) -> Slope:  # noqa: N802
+    """The exponent of N*(level) against `x`, per group of `by`."""
+    return Slope(name, metric, x, by, predicted, where, level=level, **options)
 
 
 @dataclass(frozen=True)
@@ -133,19 +123,15 @@ def fit_table(records: pd.DataFrame, specs) -> pd.DataFrame:
         if frame.empty:
             continue
         for key, g in frame.groupby(list(spec.by)):
-            if isinstance(spec, Slope):
+            if spec.level is None:
                 fit = rates.fit_loglog_seeds(g, x=spec.x)
-                rows.append(_row(spec, key, fit, g, g[spec.x]))
             else:
                 table = rates.steps_to_reach_table(g, [spec.x], spec.level)
                 fit = rates.fit_loglog(table[spec.x], table.n_star)
-                missing = [
-                    (x, f"N* not found: {r}")
-                    for x, r in zip(table[spec.x], table.reason, strict=True)
-                    if not np.isfinite(table.n_star[table[spec.x] == x].iloc[0])
-                ]
+                found = zip(table[spec.x], table.n_star, table.reason, strict=True)
+                missing = [(x, f"N* not found: {why}") for x, n, why in found if not np.isfinite(n)]
                 fit = fit._replace(excluded=missing)
-                rows.append(_row(spec, key, fit, g, g[spec.x]))
+            rows.append(_row(spec, key, fit, g, g[spec.x]))
     return pd.DataFrame(rows)
 
 
