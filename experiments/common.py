@@ -11,7 +11,7 @@ comes from the records.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -66,7 +66,6 @@ class Panels:
     where: Callable = _all
     reference: tuple = (-1.0,)
     xlabel: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def ok(records: pd.DataFrame) -> pd.DataFrame:
