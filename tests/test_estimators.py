@@ -17,6 +17,8 @@ from diffusion_rates.validation import ConfigError
 
 KEY = jax.random.PRNGKey(0)
 
+FIXED_16 = density_ratio.Options(paths=16, max_paths=16)  # M = 16 inner paths, no doubling
+
 
 def composed(*overrides):
     with initialize_config_dir(CONFIG_DIR, version_base=None):
@@ -30,7 +32,7 @@ def test_density_ratio_agrees_with_exact(d, steps):
     grid = make_grid(ou(), "bbdd", 8.0, 1e-2, steps)
     ddpm = SAMPLERS["ddpm"]
     kl_exact = exact.exact_gaussian(ddpm, target, grid, ["kl"])["kl"][0]
-    got = density_ratio.estimate(ddpm, target.score, target, grid, 512, 16, KEY)
+    got = density_ratio.estimate(ddpm, target.score, target, grid, 512, KEY, options=FIXED_16)
     assert got["log_weight_spread"][0] < 1.0  # small spread: the estimate must be accurate
     value, stderr, floor = got["kl"]  # bias-corrected: within 3 standard errors, floor aside
     assert abs(value - kl_exact) < 3 * stderr, (value, stderr, floor, kl_exact)
@@ -42,7 +44,9 @@ def test_density_ratio_null_when_the_sampler_is_exact():
     """DDPM is exact on N(0, I): r = 1, so kl and tv vanish and E r̂ = 1 to rounding."""
     target = gaussian(8, "flat")
     grid = make_grid(ou(), "uniform", 6.0, 1e-3, 32)
-    got = density_ratio.estimate(SAMPLERS["ddpm"], target.score, target, grid, 256, 8, KEY)
+    got = density_ratio.estimate(
+        SAMPLERS["ddpm"], target.score, target, grid, 256, KEY, options=FIXED_16
+    )
     assert abs(got["kl"][0]) < 1e-10 and got["tv"][0] < 1e-10
     assert abs(got["ratio_mean"][0] - 1.0) < 1e-10
 
@@ -153,6 +157,8 @@ def test_density_ratio_on_lcw_gmm_in_high_dimension():
     c = OmegaConf.merge(OmegaConf.load(f"{CONFIG_DIR}/target/lcw_gmm.yaml"), {"d": 1024, "K": 64})
     target = TARGETS["lcw_gmm"].build(c)
     grid = make_grid(ou(), "lcw", None, 0.0, 256, c0=2.0, c1=10.0)
-    got = density_ratio.estimate(SAMPLERS["ddpm"], target.score, target, grid, 256, 16, KEY)
+    got = density_ratio.estimate(
+        SAMPLERS["ddpm"], target.score, target, grid, 256, KEY, options=FIXED_16
+    )
     assert got["log_weight_spread"][0] < 1.0
     assert abs(got["ratio_mean"][0] - 1) < 3 * got["ratio_mean"][1]

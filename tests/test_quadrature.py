@@ -209,7 +209,13 @@ def test_quadrature_agrees_with_density_ratio(family, d):
     target, grid, sampler = family(d, 1), grid_of(steps=256, delta=1e-2), SAMPLERS["ddpm_posterior"]
     kl, _, floor = quadrature.quadrature(sampler, target, grid, ["kl"])["kl"]
     got = density_ratio.estimate(
-        sampler, target.score, target, grid, 2048, 16, jax.random.PRNGKey(0)
+        sampler,
+        target.score,
+        target,
+        grid,
+        2048,
+        jax.random.PRNGKey(0),
+        options=density_ratio.Options(paths=16, max_paths=16),
     )
     assert got["log_weight_spread"][0] < 0.5
     value, stderr, _ = got["kl"]

@@ -177,6 +177,7 @@ def run(cfg: DictConfig) -> Path | None:
             stderr=v.stderr,
             floor=v.floor,
             status=_status(v),
+            reduction=v.reduction,
         )
         for m, (est, v) in results.items()
     ]

@@ -11,6 +11,7 @@ from typing import NamedTuple
 from omegaconf import ListConfig
 
 from diffusion_rates import metrics, score_error
+from diffusion_rates.metrics import density_ratio
 from diffusion_rates.process import PROCESSES, Process
 from diffusion_rates.samplers import SAMPLERS, Sampler
 from diffusion_rates.schedules import SCHEDULES, Grid, make_grid
@@ -46,6 +47,9 @@ def validate(cfg) -> None:
     for m in cfg.metrics:
         choice("metrics", m, metrics.METRICS)
         metrics.select(m, cfg, grid)
+    density_ratio.options_from_config(cfg.density_ratio)
+    if cfg.density_ratio.reduction == "span" and (why := density_ratio.span_refusal(cfg)):
+        raise ConfigError(f"density_ratio.reduction: auto or none here, span does not hold: {why}")
 
 
 def validate_schedule(cfg, process: Process) -> Grid:

@@ -43,6 +43,7 @@ COLUMNS = [
     "stderr",
     "floor",
     "status",
+    "reduction",
     "wall_s",
     "device",
     "code_version",

@@ -21,7 +21,6 @@ from diffusion_rates.validation import ConfigError
 
 METRICS = ("kl", "kl_reverse", "tv", "w2", "hellinger", "mmd", "kl_path", "girsanov", "strong")
 SCORE_ERROR_SAMPLES = 256  # per grid time: the measured ε² needs N × this many target samples
-DENSITY_RATIO_PATHS = 16  # inner paths per point of density_ratio
 
 
 class Value(NamedTuple):
@@ -29,6 +28,7 @@ class Value(NamedTuple):
     stderr: float
     floor: float
     status: str = "ok"
+    reduction: str = "none"  # the exact reduction the estimate rests on (e.g. span:4+12)
 
 
 class Estimator(NamedTuple):
@@ -51,15 +51,19 @@ def _quadrature(run, names, cfg, outputs):
 
 
 def _density_ratio(run, names, cfg, outputs):
+    options = density_ratio.options_from_config(cfg.density_ratio)
+    if options.reduction == "auto" and density_ratio.span_refusal(cfg) is not None:
+        options = options._replace(reduction="none")
     got = density_ratio.estimate(
         run.sampler,
         run.score,
         run.target,
         run.grid,
         cfg.n_samples,
-        DENSITY_RATIO_PATHS,
         _key(cfg, 2),
         cfg.init,
+        options,
+        tuple(names),
     )
     spread = got["log_weight_spread"][0]
     mean, mean_se, _ = got["ratio_mean"]
@@ -68,8 +72,9 @@ def _density_ratio(run, names, cfg, outputs):
         status = f"unreliable: log-weight spread {spread:.2g} > {density_ratio.SPREAD_LIMIT}"
     elif abs(mean - 1.0) > 3.0 * mean_se + 1e-12:  # E_q[r̂] = 1 exactly: a miss means heavy tails
         status = f"unreliable: E r̂ = {mean:.4g} ± {mean_se:.2g}, not 1"
-    checks = ("ratio_mean", "log_weight_spread")  # carried with every density_ratio record
-    return {m: Value(*got[m], status) for m in (*names, *checks)}
+    elif got["missed"]:
+        status = got["missed"]
+    return {m: Value(*got[m], status, got["reduction"]) for m in (*names, *density_ratio.CHECKS)}
 
 
 def _path(run, names, cfg, outputs):
@@ -145,7 +150,7 @@ def _reduces_to_1d(cfg, grid, metric) -> bool:
 ESTIMATORS = {
     "exact_gaussian": Estimator(("kl", "kl_reverse", "w2", "hellinger"), _gaussian_target, _exact),
     "quadrature": Estimator(quadrature.METRICS, _reduces_to_1d, _quadrature),
-    "density_ratio": Estimator(("kl", "tv"), _density, _density_ratio),
+    "density_ratio": Estimator(density_ratio.METRICS, _density, _density_ratio),
     "path_mc": Estimator(("kl_path", "girsanov"), _density, _path),
     **{
         name: Estimator(("mmd",) if name == "mmd" else ("w2",), _any, _sample_based(name))

@@ -75,16 +75,20 @@ def w2_gaussian(m_p, v_p, m_q, v_q):
     return jnp.sqrt(jnp.sum((m_p - m_q) ** 2 + root_diff**2))
 
 
-def hellinger_gaussian(m_p, v_p, m_q, v_q):
-    """Hellinger distance H = √(1 - BC) with the Bhattacharyya coefficient
-    BC = Π (2√(v_p v_q)/(v_p+v_q))^{1/2} e^{-Δm²/(4(v_p+v_q))}."""
+def log_bhattacharyya(m_p, v_p, m_q, v_q):
+    """log of the Bhattacharyya coefficient BC = Π (2√(v_p v_q)/(v_p+v_q))^{1/2}
+    e^{-Δm²/(4(v_p+v_q))} of two Gaussians diagonal in one basis."""
     total = v_p + v_q
     safe = jnp.where(total > 0, total, 1.0)
     mean_term = jnp.where(
         total > 0, (m_p - m_q) ** 2 / (4 * safe), jnp.where(m_p == m_q, 0, jnp.inf)
     )
-    log_bc = jnp.sum(0.25 * jnp.log1p(-(((v_p - v_q) / safe) ** 2)) - mean_term)
-    return jnp.sqrt(-jnp.expm1(log_bc))
+    return jnp.sum(0.25 * jnp.log1p(-(((v_p - v_q) / safe) ** 2)) - mean_term)
+
+
+def hellinger_gaussian(m_p, v_p, m_q, v_q):
+    """Hellinger distance H = √(1 - BC), BC the Bhattacharyya coefficient."""
+    return jnp.sqrt(-jnp.expm1(log_bhattacharyya(m_p, v_p, m_q, v_q)))
 
 
 METRICS = {

@@ -97,6 +97,25 @@ class GMM:
             return alpha(s) * (r / v) @ self.means - x * (r @ (1.0 / v))[:, None]
         return -self._mix(r, e / v)
 
+    def hessian_trace(self, x, s):
+        """tr ∇² log q_s(x) = −d Σ_k r_k/v_k + Σ_k r_k |g_k|² − |Σ_k r_k g_k|², (n,), with
+        g_k = (a_s μ_k − x)/v_k and v_k = a_s² λ_k + σ_s²: isotropic components only."""
+        if self.covariance != "isotropic":
+            raise ValueError(f"hessian_trace: isotropic components only (got {self.covariance})")
+        logits, _ = self._log_components(x, s)
+        r = jax.nn.softmax(logits, axis=1)
+        a, v = alpha(s), self.noised_eigvals(s)
+        # |a μ_k − x|² expanded as in `_log_components`: (n, K) work, no (n, K, d) residuals.
+        sq = (
+            jnp.sum(x**2, axis=1)[:, None]
+            - 2.0 * a * (x @ self.means.T)
+            + a**2 * jnp.sum(self.means**2, axis=1)
+        )
+        mean_g = a * (r / v) @ self.means - x * (r @ (1.0 / v))[:, None]  # Σ r_k g_k = the score
+        return (
+            -self.d * (r @ (1.0 / v)) + jnp.sum(r * sq / v**2, axis=1) - jnp.sum(mean_g**2, axis=1)
+        )
+
     def posterior_mean(self, x, s):
         """E[X_0 | X_s = x] = Σ_k r_k(x) m_k(x), with the component posterior means
         m_k(x) = μ_k + a_s Σ_k V_k⁻¹ (x − a_s μ_k), computed directly rather than by Tweedie
@@ -184,7 +203,7 @@ def gmm(
     return centred_unit_trace(target) if normalise else target
 
 
-def _is_list(value) -> bool:
+def is_list(value) -> bool:
     return isinstance(value, Sequence) and not isinstance(value, str)
 
 
@@ -195,12 +214,12 @@ def _at_least(value, low) -> bool:
 
 def numbers(key, value, length: int, low: float = -math.inf, scalar_ok: bool = False):
     """`length` finite numbers >= low as a list (or, with scalar_ok, one number for all)."""
-    if scalar_ok and not _is_list(value):
+    if scalar_ok and not is_list(value):
         return np.full(length, number(key, value, low=low))
-    if not (_is_list(value) and len(value) == length and all(_at_least(v, low) for v in value)):
+    if not (is_list(value) and len(value) == length and all(_at_least(v, low) for v in value)):
         bound = f" >= {low:g}" if math.isfinite(low) else ""
         one = f"a number{bound} or " if scalar_ok else ""
-        shown = list(value) if _is_list(value) else value
+        shown = list(value) if is_list(value) else value
         raise ConfigError(f"{key}: {one}a list of {length} numbers{bound} (got {shown!r})")
     return np.asarray(list(value), dtype=np.float64)
 

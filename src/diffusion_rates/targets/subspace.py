@@ -61,7 +61,10 @@ class Embedded:
 
     def log_prob(self, x, s):
         y, perp = self._split(x)
-        v, codim = sigma2(s), self.d - self.inner.d
+        codim = self.d - self.inner.d
+        if codim == 0:  # no complement: at s = 0 its terms would read 0/0 and 0·log 0
+            return self.inner.log_prob(y, s)
+        v = sigma2(s)
         complement = -0.5 * (jnp.sum(perp**2, axis=1) / v + codim * jnp.log(2.0 * jnp.pi * v))
         return self.inner.log_prob(y, s) + complement
 
