@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SCALE ?= default
-EXPERIMENTS := gaussian_baseline bbdd bbdd_cloud bbdd_delta bbdd_score_error lcw lcw_controls pad ptw ptw_flow
+EXPERIMENTS := gaussian_baseline bbdd bbdd_cloud bbdd_cloud_kl bbdd_delta bbdd_score_error lcw lcw_cube lcw_control lcw_score_error pad ptw ptw_flow
 
 .PHONY: reproduce sweep report status test test-slow lint clean venv
 

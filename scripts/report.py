@@ -31,15 +31,18 @@ def headline(rows: list[dict]) -> list[str]:
     return lines
 
 
-def analyse(exp, recs: pd.DataFrame, out: Path):
+def analyse(exp, recs: pd.DataFrame, out: Path, scale: str):
     """Fits, figures (paths relative to the results folder), section and headline rows of one
     claim: declared claims (SPECS, PANELS) go through experiments.common, the calibration
-    through its own functions."""
+    through its own functions; a claim's `appendix(out, scale)` (measurements of its own, not
+    from the sweeps' records) closes its section."""
     results = out.parent
     if hasattr(exp, "SPECS"):
         table = common.fits(exp, recs)
         figures = [p.relative_to(results).as_posix() for p in common.figures(exp, recs, out)]
         section = common.claim_section(exp, recs, table, figures)
+        if hasattr(exp, "appendix"):
+            section += "\n" + "\n".join(exp.appendix(out, scale))
         return table, figures, section, common.summary(table, exp.NAME, figures[0])
     table = exp.fits(recs)
     figures = [p.relative_to(results).as_posix() for p in exp.figures(recs, out)]
@@ -62,7 +65,7 @@ def main() -> None:
         out.mkdir(parents=True, exist_ok=True)
         recs = recs.sort_values(["experiment", "sampler", "schedule", "d", "steps", "metric"])
         recs.to_parquet(out / "records.parquet", index=False)
-        table, figures, section, summary = analyse(exp, recs, out)
+        table, figures, section, summary = analyse(exp, recs, out, args.scale)
         table.to_csv(out / "fits.csv", index=False)
         sections.append(section)
         rows += summary

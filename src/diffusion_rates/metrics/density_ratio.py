@@ -14,9 +14,9 @@ Bias of the inner average, and how each metric handles it (r̂ = r(1 + e), Var e
 - kl and hellinger: −log r̂ exceeds −log r by τ²/(2r²) and √r̂ falls short of √r by
   τ²/(8 r^{3/2}) (delta method); both are removed. The floor is what is left, measured: the
   change of the corrected value when the inner sample is halved (as quadrature's floor is the
-  change from halving its grid), which is the bias at M when it falls like 1/M and bounds it
-  when it falls faster. Where the weights are heavy-tailed the correction falls short, and
-  the halving shows it.
+  change from halving its grid) plus two standard errors of that change: the bias at M when
+  it falls like 1/M, a bound on it when it falls faster. Where the weights are heavy-tailed
+  the correction falls short, and the halving shows it.
 - tv: ½|1 − r̂| is biased up where |1 − r| ≲ τ, and no power series in 1/M removes that. But
   TV = max over s(y) ∈ [−1, 1] of ½ E_q[(1 − r) s], attained at s = sign(1 − r), and r̂ is
   unbiased: with the paths split into independent halves A and B, the cross-fitted
@@ -26,8 +26,9 @@ Bias of the inner average, and how each metric handles it (r̂ = r(1 + e), Var e
   the largest bias the midpoint can have. On equal laws the midpoint stays at its floor.
 
 Adaptive inner sample: paths are drawn in rounds, doubling M, until every requested metric has
-floor ≤ floor_target × value or M reaches max_paths; a run that misses its target keeps its
-values and says so in its status.
+floor ≤ floor_target × value, M reaches max_paths, or the log-weight spread exceeds
+SPREAD_LIMIT (more paths do not help there); a run that misses its target keeps its values and
+says so in its status.
 
 Span reduction (exact). For a mixture of N(μ_k, c² I) with one c, q_s factorises into its law on
 V = span{μ_k} (k dimensions) and N(0, (a_s² c² + σ_s²) I) on V⊥, and a one-step sampler with
@@ -268,7 +269,9 @@ def estimate(
         paths = 2 * half * pairs
         got = _summaries(sums, paths, log_r_perp, kl_perp, log_bc_perp, n)
         missing = [m for m in metrics if not got[m][2] <= options.floor_target * got[m][0]]
-        if not missing or 2 * paths > options.max_paths:
+        # More paths do not narrow a log-weight spread: such a run is flagged, not refined.
+        degenerate = got["log_weight_spread"][0] > SPREAD_LIMIT
+        if not missing or degenerate or 2 * paths > options.max_paths:
             break
     got["paths"] = (float(paths), 0.0, 0.0)
     missed = ""
@@ -302,21 +305,27 @@ def _corrected(log_sum, log_sq, m: int):
     return log_r, kl, h2
 
 
+def _change(per_point, se) -> float:
+    """|mean change| plus two of its standard errors: a floor that noise cannot make vanish."""
+    return abs(float(per_point.mean())) + 2.0 * se(per_point)
+
+
 def _summaries(sums: _Sums, paths: int, log_r_perp, kl_perp, log_bc_perp, n: int) -> dict:
     """Values, standard errors and floors of every metric from the accumulated path sums.
 
     Floors: for kl and hellinger, the change of the bias-corrected value when the inner sample
     is halved (M against the mean of halves A and B of M/2), as quadrature's floor is the
-    change from halving its grid; for tv, the half-width of the cross-fitted bracket."""
+    change from halving its grid, plus two standard errors of that change; for tv, the
+    half-width of the cross-fitted bracket."""
     log_r, kl, h2 = _corrected(
         jnp.logaddexp(sums.log_a, sums.log_b), jnp.logaddexp(sums.sq_a, sums.sq_b), paths
     )
     halves = [
-        _corrected(sums.log_a, sums.sq_a, paths // 2),
-        _corrected(sums.log_b, sums.sq_b, paths // 2),
+        _corrected(getattr(sums, f"log_{h}"), getattr(sums, f"sq_{h}"), paths // 2) for h in "ab"
     ]
-    kl_half = float(np.mean([h[1].mean() for h in halves]))
-    h2_half = float(np.mean([h[2].mean() for h in halves]))
+    # per point, corrected value at M minus the mean of the two halves' at M/2
+    kl_change = kl - 0.5 * (halves[0][1] + halves[1][1])
+    h2_change = h2 - 0.5 * (halves[0][2] + halves[1][2])
     r = jnp.exp(log_r + log_r_perp)
     r_a, r_b = (jnp.exp(h[0] + log_r_perp) for h in halves)
     upper = 0.5 * jnp.abs(1.0 - r)
@@ -326,18 +335,15 @@ def _summaries(sums: _Sums, paths: int, log_r_perp, kl_perp, log_bc_perp, n: int
 
     bc_perp = np.exp(log_bc_perp)
 
-    def hellinger(h2_block):
-        return np.sqrt(max(1.0 - (1.0 - h2_block) * bc_perp, 0.0))
-
-    h = hellinger(float(h2.mean()))
+    h = np.sqrt(max(1.0 - (1.0 - float(h2.mean())) * bc_perp, 0.0))
     dh = 0.5 * bc_perp / max(h, 1e-300)  # dH/d(H²_V)
     mean_lw = sums.lw / paths
     spread = jnp.sqrt(jnp.maximum(sums.lw_sq / paths - mean_lw**2, 0.0) * paths / (paths - 1))
     r_block = jnp.exp(log_r)
     return {
-        "kl": (float(kl.mean()) + kl_perp, se(kl), abs(float(kl.mean()) - kl_half)),
+        "kl": (float(kl.mean()) + kl_perp, se(kl), _change(kl_change, se)),
         "tv": (float(tv.mean()), se(tv), float(jnp.mean(upper - lower) / 2)),
-        "hellinger": (float(h), dh * se(h2), abs(h - hellinger(h2_half))),
+        "hellinger": (float(h), dh * se(h2), dh * _change(h2_change, se)),
         "ratio_mean": (float(r_block.mean()), se(r_block), 0.0),
         "log_weight_spread": (float(jnp.mean(spread)), 0.0, 0.0),
     }
