@@ -45,9 +45,30 @@ def _sweep(name, **equal):
 
 
 def prepare(records: pd.DataFrame) -> pd.DataFrame:
-    """Adds `chain`: the dimensions the density-ratio paths ran in ("span" or "full")."""
+    """Adds `chain` (the dimensions the density-ratio paths ran in: "span" or "full") and, per
+    run with KL and Hellinger, rows of the metric `tv_upper` = min(√(KL/2), H√(2 − H²))
+    (Pinsker; Le Cam), with the standard error and floor of the binding one (delta method)."""
     reduced = records.reduction.fillna("none").str.startswith("span")
-    return records.assign(chain=np.where(reduced, "span", "full"))
+    records = records.assign(chain=np.where(reduced, "span", "full"))
+    kl = records[records.metric == "kl"].set_index("run_id")
+    h = records[records.metric == "hellinger"].set_index("run_id")
+    both = kl.index.intersection(h.index)
+    if both.empty:
+        return records
+    kl, h = kl.loc[both], h.loc[both]
+    pinsker = np.sqrt(np.maximum(kl.value, 0.0) / 2.0)
+    d_pinsker = 1.0 / (4.0 * np.maximum(pinsker, 1e-300))  # d√(KL/2)/dKL
+    le_cam = h.value * np.sqrt(2.0 - h.value**2)
+    d_le_cam = (2.0 - 2.0 * h.value**2) / np.sqrt(2.0 - h.value**2)  # d(H√(2 − H²))/dH
+    use_kl = pinsker <= le_cam
+    upper = kl.assign(
+        metric="tv_upper",
+        value=np.where(use_kl, pinsker, le_cam),
+        stderr=np.where(use_kl, d_pinsker * kl.stderr, d_le_cam * h.stderr),
+        floor=np.where(use_kl, d_pinsker * kl.floor, d_le_cam * h.floor),
+        status=np.where(kl.status == "ok", h.status, kl.status),
+    )
+    return pd.concat([records, upper.reset_index()], ignore_index=True)
 
 
 SPECS = [
@@ -69,16 +90,24 @@ SPECS = [
         "TV vs score error ε", "tv", "eps_score", ("steps",), 1.0, _sweep("lcw_score_error")
     ),
     common.Slope(
-        "KL vs N, random means (√(KL/2) ∝ 1/N ⇔ exponent −2)",
-        "kl",
+        "TV upper bound min(√(KL/2), H√(2 − H²)) vs N, random means",
+        "tv_upper",
         "steps",
         ("K",),
-        -2.0,
+        -1.0,
         _sweep("lcw"),
-        headline=False,
     ),
     common.Slope(
-        "KL vs N, cube", "kl", "steps", ("d",), -2.0, _sweep("lcw_cube"), headline=False
+        "TV upper bound vs N, cube", "tv_upper", "steps", ("d",), -1.0, _sweep("lcw_cube")
+    ),
+    common.Slope(
+        "TV upper bound vs K at fixed N, random means",
+        "tv_upper",
+        "K",
+        ("steps",),
+        0.0,
+        _sweep("lcw"),
+        headline=False,
     ),
 ]
 
@@ -228,6 +257,11 @@ def notes(records: pd.DataFrame) -> list[str]:
     records = prepare(records)
     main = records[records.experiment == "lcw"]
     return [
+        "Which quantity each verdict rests on: the `TV` fits on TV itself (density-ratio "
+        "midpoint with its bracket floor, or quadrature); the `TV upper bound` fits on "
+        "min(√(KL/2), H√(2 − H²)) from the same runs, so that if it falls like 1/N, free of d "
+        "and K, the claim holds as an upper bound whatever the TV estimator's resolution.",
+        "",
         _resolution(records),
         "",
         _control(records),

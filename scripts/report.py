@@ -57,7 +57,9 @@ def main() -> None:
     args = parser.parse_args()
     sections, rows = [], []
     for exp in EXPERIMENTS:
-        recs = pd.concat([records.collect(args.runs / sweep) for sweep in exp.SWEEPS])
+        # sweeps without records are left out: their empty frames would make every column object
+        found = [f for f in (records.collect(args.runs / sweep) for sweep in exp.SWEEPS) if len(f)]
+        recs = pd.concat(found) if found else pd.DataFrame()
         if recs.empty:
             print(f"{exp.NAME}: no records under {args.runs} for {', '.join(exp.SWEEPS)}, skipped")
             continue

@@ -79,6 +79,27 @@ BAD = [
     (["score_error=typo"], "score_error"),
     # no exact law (ŝ not affine) and no density for DDIM's deterministic steps
     (["score_error=noise", "sampler=ddim", "metrics=[kl]"], "metrics"),
+    # density_ratio: budgets, floor target, and a span reduction where it does not hold
+    (["density_ratio.paths=0"], "density_ratio.paths"),
+    (["density_ratio.paths=3"], "density_ratio.paths"),
+    (["density_ratio.max_paths=8"], "density_ratio.max_paths"),
+    (["density_ratio.floor_target=0"], "density_ratio.floor_target"),
+    (["density_ratio.reduction=half"], "density_ratio.reduction"),
+    (
+        ["target=gmm", "target.K=2", "target.scale=[1.0,2.0]", "density_ratio.reduction=span"],
+        "density_ratio.reduction",
+    ),
+    (
+        [
+            "target=lcw_gmm",
+            "score_error=bias",
+            "score_error.eps=0.1",
+            "density_ratio.reduction=span",
+        ],
+        "density_ratio.reduction",
+    ),
+    (["target=gaussian", "density_ratio.reduction=span"], "density_ratio.reduction"),
+    (["target=point_cloud", "delta=0", "density_ratio.reduction=span"], "density_ratio.reduction"),
 ]
 
 

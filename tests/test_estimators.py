@@ -1,6 +1,7 @@
 """Estimators against exact laws, null tests, and the selection rules."""
 
 import jax
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
@@ -149,6 +150,31 @@ def test_density_ratio_records_carry_their_checks():
     assert {"tv", "ratio_mean", "log_weight_spread"} <= set(out)
     estimator, mean = out["ratio_mean"]
     assert estimator == "density_ratio" and abs(mean.value - 1) < 3 * mean.stderr + 1e-12
+
+
+def test_density_ratio_records_say_their_reduction_and_a_missed_floor_target():
+    """A mixture of N(μ_k, I): every density_ratio row names the span it ran on; a budget too
+    small for the floor target keeps the values and says so in the status."""
+    cfg = composed(
+        "target=lcw_gmm",
+        "target.d=6",
+        "target.K=2",
+        "sampler=ddpm",
+        "schedule=lcw",
+        "steps=64",
+        "metrics=[tv,kl]",
+        "n_samples=64",
+        "density_ratio.paths=4",
+        "density_ratio.max_paths=8",
+        "density_ratio.floor_target=1e-6",
+    )
+    out = metrics.measure(config.build(cfg), cfg)
+    rows = {m: v for m, (e, v) in out.items() if e == "density_ratio"}
+    assert set(rows) == {"tv", "kl", *density_ratio.CHECKS}
+    for value in rows.values():
+        assert value.reduction == "span:2+4"
+        assert value.status.startswith("floor target missed") and "max_paths=8" in value.status
+    assert rows["paths"].value == 8 and np.isfinite(rows["tv"].value)
 
 
 @pytest.mark.slow
