@@ -14,8 +14,8 @@ Bias of the inner average, and how each metric handles it (r̂ = r(1 + e), Var e
 - kl and hellinger: −log r̂ exceeds −log r by τ²/(2r²) and √r̂ falls short of √r by
   τ²/(8 r^{3/2}) (delta method); both are removed. The floor is what is left, measured: the
   change of the corrected value when the inner sample is halved (as quadrature's floor is the
-  change from halving its grid) plus two standard errors of that change: the bias at M when
-  it falls like 1/M, a bound on it when it falls faster. Where the weights are heavy-tailed
+  change from halving its grid), or its standard error where larger: the bias at M when it
+  falls like 1/M, a bound on it when it falls faster. Where the weights are heavy-tailed
   the correction falls short, and the halving shows it.
 - tv: ½|1 − r̂| is biased up where |1 − r| ≲ τ, and no power series in 1/M removes that. But
   TV = max over s(y) ∈ [−1, 1] of ½ E_q[(1 − r) s], attained at s = sign(1 − r), and r̂ is
@@ -306,8 +306,9 @@ def _corrected(log_sum, log_sq, m: int):
 
 
 def _change(per_point, se) -> float:
-    """|mean change| plus two of its standard errors: a floor that noise cannot make vanish."""
-    return abs(float(per_point.mean())) + 2.0 * se(per_point)
+    """|mean change|, or its standard error where larger: a change within noise of zero bounds
+    the bias no tighter than that noise, and a floor must not vanish by chance."""
+    return max(abs(float(per_point.mean())), se(per_point))
 
 
 def _summaries(sums: _Sums, paths: int, log_r_perp, kl_perp, log_bc_perp, n: int) -> dict:
@@ -315,8 +316,8 @@ def _summaries(sums: _Sums, paths: int, log_r_perp, kl_perp, log_bc_perp, n: int
 
     Floors: for kl and hellinger, the change of the bias-corrected value when the inner sample
     is halved (M against the mean of halves A and B of M/2), as quadrature's floor is the
-    change from halving its grid, plus two standard errors of that change; for tv, the
-    half-width of the cross-fitted bracket."""
+    change from halving its grid, or the standard error of that change where larger; for tv,
+    the half-width of the cross-fitted bracket."""
     log_r, kl, h2 = _corrected(
         jnp.logaddexp(sums.log_a, sums.log_b), jnp.logaddexp(sums.sq_a, sums.sq_b), paths
     )
