@@ -136,11 +136,35 @@ PANELS = [
 ]
 
 
+def _cloud_kl(records: pd.DataFrame) -> str:
+    """The point-cloud KL runs: value, error, floor, inner paths and weight spread per N."""
+    runs = records[records.experiment == "bbdd_cloud_kl"]
+    wide = runs.pivot_table(index=["d", "steps"], columns="metric", values="value")
+    kl = runs[runs.metric == "kl"].set_index(["d", "steps"])
+    if kl.empty:
+        return "Point-cloud KL: no records."
+    parts = [
+        f"N = {n:g}: {r.value:.3g} ± {r.stderr:.2g} (floor {r.floor:.2g}; "
+        f"{wide.loc[(d, n), 'paths']:g} paths, log-weight spread "
+        f"{wide.loc[(d, n), 'log_weight_spread']:.2g}; {r.status})"
+        for (d, n), r in kl.iterrows()
+    ]
+    reduction = ", ".join(sorted(set(kl.reduction.dropna())))
+    return (
+        f"Point-cloud KL (`bbdd_cloud_kl`, d = {', '.join(f'{d:g}' for d in sorted(set(runs.d)))}; "
+        f"density ratios on the span of the points with the complement exact: {reduction}): "
+        + "; ".join(parts)
+        + "."
+    )
+
+
 def notes(records: pd.DataFrame) -> list[str]:
     product = records[(records.experiment == "bbdd") & (records.metric == "kl")]
     cloud = records[records.experiment == "bbdd_cloud"]
     return [
         common.looseness(product, rates.shape_bbdd, "d (T + log 1/δ)²/N on the product runs"),
+        "",
+        _cloud_kl(records),
         "",
         *common.bayes(cloud, "girsanov", ("steps", "d"), "Bayesian fit, point cloud"),
     ]

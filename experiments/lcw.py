@@ -45,11 +45,14 @@ def _sweep(name, **equal):
 
 
 def prepare(records: pd.DataFrame) -> pd.DataFrame:
-    """Adds `chain` (the dimensions the density-ratio paths ran in: "span" or "full") and, per
+    """Adds `chain` (the dimensions the density-ratio paths ran in: "span" or "full"), `log_K`
+    (the variable of the bound's log²(KN) factor) and, per
     run with KL and Hellinger, rows of the metric `tv_upper` = min(√(KL/2), H√(2 − H²))
     (Pinsker; Le Cam), with the standard error and floor of the binding one (delta method)."""
     reduced = records.reduction.fillna("none").str.startswith("span")
-    records = records.assign(chain=np.where(reduced, "span", "full"))
+    records = records.assign(
+        chain=np.where(reduced, "span", "full"), log_K=np.log(records.K.astype(float))
+    )
     kl = records[records.metric == "kl"].set_index("run_id")
     h = records[records.metric == "hellinger"].set_index("run_id")
     both = kl.index.intersection(h.index)
@@ -75,6 +78,14 @@ SPECS = [
     common.Slope("TV vs N, random means", "tv", "steps", ("K",), -1.0, _sweep("lcw")),
     common.Slope("TV vs N, cube (K = 2^d)", "tv", "steps", ("d",), -1.0, _sweep("lcw_cube")),
     common.Slope("TV vs K at fixed N, random means", "tv", "K", ("steps",), 0.0, _sweep("lcw")),
+    common.Slope(
+        "TV vs log K at fixed N, random means (bound: log²(KN), exponent ≤ 2)",
+        "tv",
+        "log_K",
+        ("steps",),
+        2.0,
+        _sweep("lcw"),
+    ),
     common.Slope(
         "TV vs d at fixed N, control", "tv", "d", ("steps", "chain"), 0.0, _sweep("lcw_control")
     ),
