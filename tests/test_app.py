@@ -82,6 +82,7 @@ BAD = [
     # density_ratio: budgets, floor target, and a span reduction where it does not hold
     (["density_ratio.paths=0"], "density_ratio.paths"),
     (["density_ratio.paths=3"], "density_ratio.paths"),
+    (["density_ratio.paths=2"], "density_ratio.paths"),
     (["density_ratio.max_paths=8"], "density_ratio.max_paths"),
     (["density_ratio.floor_target=0"], "density_ratio.floor_target"),
     (["density_ratio.reduction=half"], "density_ratio.reduction"),

@@ -65,8 +65,8 @@ SPAN_RANK_TOLERANCE = 1e-10  # singular values of the means below this × the la
 
 class Options(NamedTuple):
     """`reduction`: auto (span where it holds), span (required) or none; `paths`: inner paths
-    per point in the first round (even: two halves); `max_paths`: the budget per point;
-    `floor_target`: stop doubling once every floor ≤ floor_target × its value."""
+    per point in the first round (even, >= 4: two halves of at least 2); `max_paths`: the budget
+    per point; `floor_target`: stop doubling once every floor ≤ floor_target × its value."""
 
     reduction: str = "auto"
     paths: int = 16
@@ -80,9 +80,9 @@ DEFAULT_OPTIONS = Options()
 def options_from_config(c) -> Options:
     """Validated options from the config's `density_ratio` group."""
     choice("density_ratio.reduction", c.reduction, REDUCTIONS)
-    paths = integer("density_ratio.paths", c.paths, 2)
-    if paths % 2:
-        raise ConfigError(f"density_ratio.paths: an even integer >= 2 (got {paths!r})")
+    paths = integer("density_ratio.paths", c.paths, 1)
+    if paths % 2 or paths < 4:  # two halves, each with a variance: at least 2 paths per half
+        raise ConfigError(f"density_ratio.paths: an even integer >= 4 (got {paths!r})")
     max_paths = integer("density_ratio.max_paths", c.max_paths, 1)
     if max_paths < paths:
         raise ConfigError(
