@@ -44,6 +44,12 @@ def _sweep(name, **equal):
     return select
 
 
+def upper_ends(kl, h):
+    """The two upper bounds on TV from KL and the Hellinger distance H: √(KL/2) (Pinsker) and
+    H√(2 − H²) (Le Cam)."""
+    return np.sqrt(np.maximum(kl, 0.0) / 2.0), h * np.sqrt(2.0 - h**2)
+
+
 def prepare(records: pd.DataFrame) -> pd.DataFrame:
     """Adds `chain` (the dimensions the density-ratio paths ran in: "span" or "full"), `log_K`
     (the variable of the bound's log²(KN) factor) and, per
@@ -59,9 +65,8 @@ def prepare(records: pd.DataFrame) -> pd.DataFrame:
     if both.empty:
         return records
     kl, h = kl.loc[both], h.loc[both]
-    pinsker = np.sqrt(np.maximum(kl.value, 0.0) / 2.0)
+    pinsker, le_cam = upper_ends(kl.value, h.value)
     d_pinsker = 1.0 / (4.0 * np.maximum(pinsker, 1e-300))  # d√(KL/2)/dKL
-    le_cam = h.value * np.sqrt(2.0 - h.value**2)
     d_le_cam = (2.0 - 2.0 * h.value**2) / np.sqrt(2.0 - h.value**2)  # d(H√(2 − H²))/dH
     use_kl = pinsker <= le_cam
     upper = kl.assign(
@@ -183,14 +188,15 @@ def brackets(records: pd.DataFrame) -> pd.DataFrame:
     needed = [("value", m) for m in ("tv", "kl", "hellinger")]
     wide = wide.dropna(subset=needed)
     h, kl, tv = wide["value"]["hellinger"], wide["value"]["kl"], wide["value"]["tv"]
+    pinsker, le_cam = upper_ends(kl, h)
     out = pd.DataFrame(
         {
             "tv": tv,
             "tv_stderr": wide["stderr"]["tv"],
             "tv_floor": wide["floor"]["tv"],
             "lower": h**2,
-            "pinsker": np.sqrt(np.maximum(kl, 0.0) / 2.0),
-            "hellinger_upper": h * np.sqrt(2.0 - h**2),
+            "pinsker": pinsker,
+            "hellinger_upper": le_cam,
         }
     )
     out["upper"] = np.minimum(out.pinsker, out.hellinger_upper)
