@@ -64,18 +64,22 @@ class GMM:
         a, v = alpha(s), self.noised_eigvals(s)
         log_w = jnp.log(self.weights)
         if self.covariance == "isotropic":
-            # |x − aμ_k|² expanded so that the (n, K) work is one product x μᵀ. The expansion
-            # costs ~1e-16 |x|²/v absolute in the logits: 1e-11 at |x|² = 10, s = 1e-4, λ = 0.
-            sq = (
-                jnp.sum(x**2, axis=1)[:, None]
-                - 2.0 * a * (x @ self.means.T)
-                + a**2 * jnp.sum(self.means**2, axis=1)
-            )
+            sq = self._squared_distances(x, a)
             return log_w - 0.5 * (sq / v + self.d * jnp.log(2.0 * jnp.pi * v)), None
         e = x[:, None, :] - a * self.means
         if self.bases is not None:
             e = jnp.einsum("nkd,kde->nke", e, self.bases)
         return log_w - 0.5 * jnp.sum(e**2 / v + jnp.log(2.0 * jnp.pi * v), axis=-1), e
+
+    def _squared_distances(self, x, a):
+        """|x − a μ_k|², (n, K), expanded so that the (n, K) work is one product x μᵀ. The
+        expansion costs ~1e-16 |x|²/v absolute in the logits: 1e-11 at |x|² = 10, s = 1e-4,
+        λ = 0."""
+        return (
+            jnp.sum(x**2, axis=1)[:, None]
+            - 2.0 * a * (x @ self.means.T)
+            + a**2 * jnp.sum(self.means**2, axis=1)
+        )
 
     def _mix(self, r, w):
         """Σ_k r_k U_k w_k: eigen-coordinates (n, K, d) back to R^d, averaged with weights r."""
@@ -105,13 +109,8 @@ class GMM:
         logits, _ = self._log_components(x, s)
         r = jax.nn.softmax(logits, axis=1)
         a, v = alpha(s), self.noised_eigvals(s)
-        # |a μ_k − x|² expanded as in `_log_components`: (n, K) work, no (n, K, d) residuals.
-        sq = (
-            jnp.sum(x**2, axis=1)[:, None]
-            - 2.0 * a * (x @ self.means.T)
-            + a**2 * jnp.sum(self.means**2, axis=1)
-        )
-        mean_g = a * (r / v) @ self.means - x * (r @ (1.0 / v))[:, None]  # Σ r_k g_k = the score
+        sq = self._squared_distances(x, a)  # v_k² |g_k|²
+        mean_g = self.score(x, s)  # Σ_k r_k g_k
         return (
             -self.d * (r @ (1.0 / v)) + jnp.sum(r * sq / v**2, axis=1) - jnp.sum(mean_g**2, axis=1)
         )
