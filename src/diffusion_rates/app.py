@@ -164,6 +164,7 @@ def run(cfg: DictConfig) -> Path | None:
         eps_score=float(cfg.score_error.eps),
         seed=cfg.seed,
         n_samples=cfg.n_samples,
+        precision=cfg.precision,
         wall_s=wall,
         device=device(),
         code_version=records.code_version(),

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax.numpy as jnp
 from omegaconf import ListConfig
 
 from diffusion_rates import metrics, score_error
 from diffusion_rates.metrics import density_ratio
+from diffusion_rates.precision import PRECISIONS, with_dtype
 from diffusion_rates.process import PROCESSES, Process
 from diffusion_rates.samplers import SAMPLERS, Sampler
 from diffusion_rates.schedules import SCHEDULES, Grid, make_grid
@@ -41,6 +43,7 @@ def validate(cfg) -> None:
     integer("n_samples", cfg.n_samples, 1)
     integer("seed", cfg.seed, 0)
     choice("init", cfg.init, INITS)
+    choice("precision", cfg.precision, tuple(PRECISIONS))
     boolean("force", cfg.force)
     if not isinstance(cfg.metrics, ListConfig | list) or len(cfg.metrics) == 0:
         raise ConfigError(f"metrics: a non-empty list of {', '.join(metrics.METRICS)}")
@@ -102,16 +105,23 @@ def build_process(cfg) -> Process:
 
 
 class Run(NamedTuple):
-    target: object
+    target: object  # float64: what exact laws and quadrature use
     process: Process
     grid: Grid
     sampler: Sampler
     score_error: score_error.ScoreError
+    dtype: object = jnp.float64  # the Monte Carlo loops' precision
+
+    @property
+    def chain_target(self):
+        """The target in the Monte Carlo loops' precision."""
+        return with_dtype(self.target, self.dtype)
 
     @property
     def score(self):
-        """The score the sampler sees: the target's, with the configured error."""
-        return self.score_error.apply(self.target.score)
+        """The score the sampler sees: the target's, with the configured error, in the loops'
+        precision."""
+        return with_dtype(self.score_error, self.dtype).apply(self.chain_target.score)
 
 
 def build(cfg) -> Run:
@@ -121,4 +131,5 @@ def build(cfg) -> Run:
     error = score_error.build(
         cfg.score_error.name, cfg.score_error.eps, target.d, cfg.score_error.seed
     )
-    return Run(target, process, grid, SAMPLERS[cfg.sampler.name], error)
+    dtype = PRECISIONS[cfg.precision]
+    return Run(target, process, grid, SAMPLERS[cfg.sampler.name], error, dtype)

@@ -37,6 +37,7 @@ COLUMNS = [
     "eps_score",
     "seed",
     "n_samples",
+    "precision",
     "metric",
     "estimator",
     "value",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
+from diffusion_rates import noise
 from diffusion_rates.process import sigma2
 from diffusion_rates.schedules import Grid, Step
 
@@ -130,17 +131,27 @@ SAMPLERS = {
 }
 
 
-def sample(sampler: Sampler, score: Score, grid: Grid, y0: jax.Array, key: jax.Array):
-    """Run the reverse chain from y0 (at forward time s_0 = T) down the grid.
+def grid_steps(grid: Grid, dtype) -> Step:
+    """The grid's steps as arrays of the chain's dtype (a float64 step would promote a float32
+    chain, and a scan's carry may not change type)."""
+    return jax.tree.map(lambda a: jnp.asarray(a, dtype), grid.steps())
 
-    The noise of step k is drawn from `fold_in(key, k)`: explicit, reproducible, and the same
-    for every batch layout of y0."""
-    steps = jax.tree.map(jnp.asarray, grid.steps())
+
+def sample(
+    sampler: Sampler, score: Score, grid: Grid, y0: jax.Array, key: jax.Array, first: int = 0
+):
+    """Run the reverse chain from y0 (at forward time s_0 = T) down the grid, in y0's dtype.
+
+    The noise of step k is `noise.normal(fold_in(key, k), ...)`, row i a function of the key and
+    the particle's index `first + i` only: explicit, reproducible, and the same for every batch
+    layout of y0 (a batch starting at particle `first` draws that particle's noise)."""
+    steps = grid_steps(grid, y0.dtype)
 
     def body(y, xs):
         st, k = xs
-        noise = jax.random.normal(jax.random.fold_in(key, k), (sampler.n_noise, *y.shape), y.dtype)
-        return sampler.step(y, score, st, noise), None
+        shape = (y.shape[0], sampler.n_noise, *y.shape[1:])
+        z = noise.normal(jax.random.fold_in(key, k), shape, y.dtype, first)
+        return sampler.step(y, score, st, jnp.moveaxis(z, 1, 0)), None
 
     y, _ = jax.lax.scan(body, y0, (steps, jnp.arange(grid.n_steps)))
     return y

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from diffusion_rates import score_error
+from diffusion_rates import noise, score_error
 from diffusion_rates.metrics import density_ratio, exact, path, quadrature, samples, strong
 from diffusion_rates.samplers import SAMPLERS, sample
 from diffusion_rates.validation import ConfigError
@@ -64,6 +64,7 @@ def _density_ratio(run, names, cfg, outputs):
         cfg.init,
         options,
         tuple(names),
+        run.dtype,
     )
     spread = got["log_weight_spread"][0]
     mean, mean_se, _ = got["ratio_mean"]
@@ -82,7 +83,13 @@ def _path(run, names, cfg, outputs):
     if "kl_path" in names:
         out["kl_path"] = Value(
             *path.kl_path(
-                run.sampler, run.score, run.target, run.grid, cfg.n_samples, _key(cfg, 3), cfg.init
+                run.sampler,
+                run.score,
+                run.chain_target,
+                run.grid,
+                cfg.n_samples,
+                _key(cfg, 3),
+                cfg.init,
             ),
             0.0,
         )
@@ -90,7 +97,7 @@ def _path(run, names, cfg, outputs):
         out["girsanov"] = Value(
             *path.girsanov(
                 run.score,
-                run.target,
+                run.chain_target,
                 run.grid,
                 min(cfg.n_samples, SCORE_ERROR_SAMPLES),
                 _key(cfg, 4),
@@ -104,11 +111,7 @@ def _strong(run, names, cfg, outputs):
     """RMS pathwise distance to a fine `sra1` reference on the same Brownian path (strong.py),
     from y0 ~ the run's init."""
     k_init, k_path = jax.random.split(_key(cfg, 8))
-    n, d = cfg.n_samples, run.target.d
-    if cfg.init == "standard":
-        y0 = jax.random.normal(k_init, (n, d))
-    else:
-        y0 = run.target.sample(k_init, n, run.grid.s[0])
+    y0 = _initial(run, cfg, k_init)
     return {"strong": Value(*strong.estimate(run.sampler, run.score, run.grid, y0, k_path))}
 
 
@@ -186,6 +189,13 @@ def select(metric: str, cfg, grid) -> str:
     )
 
 
+def _initial(run, cfg, key):
+    """n_samples starting points at s_0 = T in the loops' precision: N(0, I) or q_T."""
+    if cfg.init == "standard":
+        return noise.normal(key, (cfg.n_samples, run.target.d), run.dtype)
+    return run.chain_target.sample(key, cfg.n_samples, run.grid.s[0])
+
+
 def _outputs(run, cfg):
     """Sampler output, a target sample and an independent reference sample, all of size
     n_samples, drawn once per run and shared by the sample-based estimators."""
@@ -193,12 +203,9 @@ def _outputs(run, cfg):
 
     def get():
         if not cache:
-            n, d = cfg.n_samples, run.target.d
+            n = cfg.n_samples
             k_init, k_run, k_target, k_ref = jax.random.split(_key(cfg, 1), 4)
-            if cfg.init == "standard":
-                y0 = jax.random.normal(k_init, (n, d))
-            else:
-                y0 = run.target.sample(k_init, n, run.grid.s[0])
+            y0 = _initial(run, cfg, k_init)
             output = sample(run.sampler, run.score, run.grid, y0, k_run)
             delta = run.grid.s[-1]
             cache["value"] = (

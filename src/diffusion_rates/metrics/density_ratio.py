@@ -51,7 +51,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from diffusion_rates.metrics import exact
+from diffusion_rates.noise import normal
+from diffusion_rates.precision import with_dtype
 from diffusion_rates.process import sigma2
+from diffusion_rates.samplers import grid_steps
 from diffusion_rates.targets.gaussian import Gaussian
 from diffusion_rates.targets.gmm import GMM, is_list
 from diffusion_rates.validation import ConfigError, choice, integer, number
@@ -157,7 +160,7 @@ def _log_normal(x, mean, var):
 
 def log_weights(sampler, score, target, grid, y, key, paths: int, init: str = "standard"):
     """log w of `paths` forward paths from each row of y: shape (n, paths)."""
-    steps = jax.tree.map(jnp.asarray, grid.steps())
+    steps = grid_steps(grid, y.dtype)
     coeffs = jax.vmap(sampler.coefficients)(steps)
     ys = jnp.repeat(y[:, None, :], paths, axis=1).reshape(-1, y.shape[-1])
     s_T = grid.s[0]
@@ -166,7 +169,7 @@ def log_weights(sampler, score, target, grid, y, key, paths: int, init: str = "s
         y_next, logw = carry  # y_{k+1} at forward time s_{k+1}
         st, (A, B, C), k = xs
         var_f = sigma2(st.gamma)
-        noise = jax.random.normal(jax.random.fold_in(key, k), y_next.shape)
+        noise = normal(jax.random.fold_in(key, k), y_next.shape, y_next.dtype)
         y_k = jnp.exp(-st.gamma) * y_next + jnp.sqrt(var_f) * noise
         logw = logw - _log_normal(y_k, jnp.exp(-st.gamma) * y_next, var_f)
         logw = logw + _log_normal(y_next, A * y_k + B * score(y_k, st.s), C**2)
@@ -224,9 +227,12 @@ def estimate(
     init: str = "standard",
     options: Options = DEFAULT_OPTIONS,
     metrics=METRICS,
+    dtype=jnp.float64,
 ) -> dict:
     """{metric: (value, stderr, floor)} for `metrics` and the checks, and "reduction": the label
-    of the reduction used ("none" or "span:k+codim"); "missed": the floor target missed, or ""."""
+    of the reduction used ("none" or "span:k+codim"); "missed": the floor target missed, or "".
+    The paths run in `dtype` (`score` must be in it already); the exact parts and the sums in
+    float64."""
     delta = grid.s[-1]
     holds = span_holds(target, delta)
     if options.reduction == "span" and not holds:
@@ -237,8 +243,9 @@ def estimate(
     kl_perp, log_bc_perp = 0.0, 0.0
     if use_span:
         span = span_reduction(target)
-        chain_target, chain_score = span.block, span.block.score
-        y = span.block.sample(k_y, n, delta)
+        chain_target = with_dtype(span.block, dtype)
+        chain_score = chain_target.score
+        y = chain_target.sample(k_y, n, delta)
         if span.codim:
             m_p, v_p, m_q, v_q = (jnp.squeeze(a) for a in _complement(sampler, span, grid, init))
             # |y⊥|² ~ v_q χ²_codim exactly; the means are 0 (centred init, centred complement)
@@ -250,8 +257,8 @@ def estimate(
             log_bc_perp = span.codim * float(exact.log_bhattacharyya(m_p, v_p, m_q, v_q))
         reduction = span.label
     else:
-        chain_target, chain_score, reduction = target, score, "none"
-        y = target.sample(k_y, n, delta)
+        chain_target, chain_score, reduction = with_dtype(target, dtype), score, "none"
+        y = chain_target.sample(k_y, n, delta)
 
     half = options.paths // 2
     batch = jax.jit(

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from diffusion_rates.metrics.density_ratio import log_weights
+from diffusion_rates.noise import normal
 from diffusion_rates.process import sigma2
 
 NODES = 4  # Gauss–Legendre nodes per step: the integrand is smooth in u within a step
@@ -39,7 +40,7 @@ def girsanov(score, target, grid, n: int, key):
         ku, kz = jax.random.split(jax.random.fold_in(key, k))
         x_u = target.sample(ku, n, uk)
         lag = sk - uk
-        x_s = jnp.exp(-lag) * x_u + jnp.sqrt(sigma2(lag)) * jax.random.normal(kz, x_u.shape)
+        x_s = jnp.exp(-lag) * x_u + jnp.sqrt(sigma2(lag)) * normal(kz, x_u.shape, x_u.dtype)
         err = jnp.sum((target.score(x_u, uk) - score(x_s, sk)) ** 2, axis=-1)
         return err.mean(), err.var(ddof=1) / n
 

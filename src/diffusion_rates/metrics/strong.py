@@ -16,7 +16,8 @@ sets its Brownian increment and its time-integrated increment
 
 the pair of Rößler's SRA1 (Var ΔW_j = h, Cov = h²/2, Var I_j = h³/3). The noise of coarse step k
 is drawn from fold_in(key, k), the normals of sub-steps 2i and 2i + 1 together from
-fold_in(fold_in(key, k), i): reproducible. Zero-length coarse steps (padded grids) are skipped.
+fold_in(fold_in(key, k), i) by `noise.normal` (row = path): reproducible. Zero-length coarse
+steps (padded grids) are skipped.
 
 Reference: `sra1` (strong order 1.5 for additive noise) on the fine grid, M = M_REF = 32
 sub-steps per coarse step, fed (ΔW_j, I_j). Its floor is the same RMS distance between the
@@ -74,7 +75,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from diffusion_rates.samplers import SAMPLERS, Sampler
+from diffusion_rates import noise
+from diffusion_rates.samplers import SAMPLERS, Sampler, grid_steps
 from diffusion_rates.schedules import Grid, Step
 
 M_REF = 32  # fine sub-steps of the reference per coarse step (even: the floor uses M/2)
@@ -169,7 +171,8 @@ def paths(sampler: Sampler, score, steps: Step, y0, key, m: int = M_REF):
         def pair(inner, i):
             ref, half, acc = inner
             pair_acc = _zero_acc(y)
-            z = jax.random.normal(jax.random.fold_in(key_k, i), (2, 2, *y.shape), y.dtype)
+            z = noise.normal(jax.random.fold_in(key_k, i), (y.shape[0], 4, *y.shape[1:]), y.dtype)
+            z = jnp.moveaxis(z, 1, 0).reshape(2, 2, *y.shape)
             for j in (0, 1):  # two sub-steps of the reference, one of the M/2 one
                 dW, I = fine_increments(z[j], h)
                 j = 2 * i + j
@@ -211,7 +214,7 @@ def estimate(sampler: Sampler, score, grid: Grid, y0, key, m: int = M_REF):
         raise ValueError(
             f"strong: sampler {sampler.name!r} is not supported ({', '.join(SAMPLERS_STRONG)})"
         )
-    steps = jax.tree.map(jnp.asarray, grid.steps())
+    steps = grid_steps(grid, y0.dtype)
     run = jax.jit(partial(paths, sampler, score, m=m))
     y, ref, half = run(steps, jnp.asarray(y0), key)
     if not bool(jnp.all(jnp.isfinite(y)) & jnp.all(jnp.isfinite(ref))):
