@@ -1,13 +1,25 @@
 # make reproduce | make test | make test-slow | make lint | make clean     (SCALE=smoke|default|paper)
 # make status EXPERIMENT=<claim>: done, failed and missing jobs of that claim's sweep at SCALE
+# make reproduce JOBS=n: n claims' sweeps at once (default 2, one per core of a laptop)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SCALE ?= default
-EXPERIMENTS := gaussian_baseline bbdd bbdd_cloud bbdd_cloud_kl bbdd_delta bbdd_score_error lcw lcw_cube lcw_control lcw_score_error pad ptw ptw_flow
+JOBS ?= 2
+# the longest sweeps first, so that JOBS > 1 keeps every core busy to the end
+EXPERIMENTS := bbdd_cloud_kl ptw bbdd pad lcw gaussian_baseline bbdd_delta lcw_cube bbdd_cloud lcw_control ptw_flow lcw_score_error bbdd_score_error
+SWEEPS := $(addprefix sweep-,$(EXPERIMENTS))
+# Every input of a sweep's records (the package, the configs, the dependencies): a sweep whose
+# jobs were all done under the same fingerprint is skipped without starting Python.
+FINGERPRINT := $(shell cat pyproject.toml $$(find configs src -type f \( -name '*.py' -o -name '*.yaml' \) | LC_ALL=C sort) | sha256sum | cut -c1-16)
+# With several sweeps at once each gets one XLA thread (compilation, most of a small job, is
+# single-threaded anyway); alone, a sweep keeps XLA's default.
+ifneq ($(JOBS),1)
+SWEEP_ENV := XLA_FLAGS="$(XLA_FLAGS) --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+endif
 
-.PHONY: reproduce sweep report status test test-slow lint clean venv
+.PHONY: reproduce sweep report status test test-slow lint clean venv $(SWEEPS)
 
 venv: $(STAMP)
 
@@ -20,12 +32,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-reproduce: sweep report
+reproduce: $(STAMP)
+	@$(MAKE) --no-print-directory -j$(JOBS) sweep
+	@$(MAKE) --no-print-directory report
 
-sweep: $(STAMP)
-	@for exp in $(EXPERIMENTS); do \
-		$(BIN)/diffusion-rates -m experiment=$$exp scale=$(SCALE) || exit 1; \
-	done
+sweep: $(SWEEPS)
+
+# One claim's sweep. runs/<claim>/.done-<scale> holds the fingerprint and the number of record
+# files when the status command found every job done (none failed or missing); while both still
+# hold, the sweep is skipped. Any other case runs the sweep, whose cached jobs cost no compute.
+$(SWEEPS): sweep-%: $(STAMP)
+	@done=runs/$*/.done-$(SCALE); count() { find runs/$* -name records.parquet 2>/dev/null | wc -l; }; \
+	if [ -f $$done ] && [ "$$(cat $$done)" = "$(FINGERPRINT) $$(count)" ]; then \
+		echo "$*: every job done, nothing changed since ($$done)"; \
+	else \
+		$(SWEEP_ENV) $(BIN)/diffusion-rates -m experiment=$* scale=$(SCALE) || exit 1; \
+		summary=$$($(BIN)/diffusion-rates-status experiment=$* scale=$(SCALE) | head -1); \
+		echo "$$summary"; \
+		case "$$summary" in *" 0 failed, 0 missing") echo "$(FINGERPRINT) $$(count)" > $$done;; esac; \
+	fi
 
 report: $(STAMP)
 	$(BIN)/python scripts/report.py --scale $(SCALE)

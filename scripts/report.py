@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from diffusion_rates import records
+from diffusion_rates import compile_cache, records
 from experiments import EXPERIMENTS, common
 
 COLUMNS = ["claim", "quantity", "prediction", "measured", "estimator", "verdict", "figure"]
@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--scale", default="default")
     args = parser.parse_args()
+    compile_cache.enable(str(args.runs / ".jax-cache"))  # the appendices and Bayes fits compile
     sections, rows = [], []
     for exp in EXPERIMENTS:
         # sweeps without records are left out: their empty frames would make every column object

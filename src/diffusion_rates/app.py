@@ -29,8 +29,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from diffusion_rates import compile_cache, metrics, records
 from diffusion_rates import config as config_mod
-from diffusion_rates import metrics, records
 from diffusion_rates.validation import ConfigError
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
@@ -270,6 +270,7 @@ def _limit_threads() -> None:
 def _hydra_main(cfg: DictConfig) -> None:
     logging.getLogger("jax").setLevel(logging.WARNING)  # not Hydra's INFO: JAX's backend probing
     _limit_threads()
+    compile_cache.enable()  # again in a launcher's worker process
     try:
         run(cfg)
     except ConfigError as exc:
@@ -285,6 +286,7 @@ def _launches_elsewhere(argv: list[str]) -> bool:
 
 
 def main() -> None:
+    compile_cache.enable()
     if _launches_elsewhere(sys.argv[1:]):
         # Checking the command line runs a little JAX: keep it on the CPU here, so that this
         # parent process never takes a GPU (and its memory) from the workers it launches.
