@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from diffusion_rates import compile_cache
 from diffusion_rates.app import check_command_line
 from diffusion_rates.records import COLUMNS
 from diffusion_rates.validation import ConfigError
@@ -71,6 +72,7 @@ BAD = [
     (["schedule=bbdd", "delta=0"], "delta"),
     (["metrics=[kl,tv2]"], "metrics"),
     (["init=zero"], "init"),
+    (["precision=float16"], "precision"),
     (["n_samples=0"], "n_samples"),
     (["stepz=3"], "stepz"),
     (["target.dd=3"], "target.dd"),
@@ -126,3 +128,40 @@ def test_bad_input_exits_non_zero_and_writes_nothing(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "steps:" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_sweep_over_seeds_compiles_once(tmp_path, monkeypatch):
+    """Two runs in separate processes that differ only in the seed: the second finds every
+    program it needs in the persistent compilation cache and adds none (keys are arguments of
+    the compiled programs, not constants)."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(compile_cache.ENV, str(cache))
+    common = ["target=gmm", "target.d=4", "metrics=[w2,strong]", "n_samples=64", "steps=8"]
+
+    def entries():
+        return sorted(p.name for p in cache.glob("*-cache"))
+
+    done = run_cli(*common, "seed=0", f"output.dir={tmp_path / 'a'}")
+    assert done.returncode == 0, done.stderr
+    first = entries()
+    assert first
+    done = run_cli(*common, "seed=1", f"output.dir={tmp_path / 'b'}")
+    assert done.returncode == 0, done.stderr
+    assert entries() == first
+
+
+def test_float32_run_records_its_precision_and_keeps_exact_laws_in_float64(tmp_path):
+    """precision=float32: the sampler's Monte Carlo W2 moves by rounding only, and the exact
+    Gaussian KL (float64 whatever the precision) is the float64 run's to the last digit."""
+    common = ["target=gaussian", "target.d=3", "metrics=[kl,w2]", "estimator.w2=gaussian_fit"]
+    values = {}
+    for precision in ("float64", "float32"):
+        out = tmp_path / precision
+        done = run_cli(*common, f"precision={precision}", f"output.dir={out}")
+        assert done.returncode == 0, done.stderr
+        frame = pd.read_parquet(out / "records.parquet").set_index("metric")
+        assert set(frame.precision) == {precision}
+        values[precision] = frame.value
+    assert values["float32"]["kl"] == values["float64"]["kl"]
+    w2_64, w2_32 = values["float64"]["w2"], values["float32"]["w2"]
+    assert w2_32 != w2_64 and abs(w2_32 - w2_64) < 1e-4 * w2_64

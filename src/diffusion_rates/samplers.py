@@ -138,19 +138,27 @@ def grid_steps(grid: Grid, dtype) -> Step:
 
 
 def sample(
-    sampler: Sampler, score: Score, grid: Grid, y0: jax.Array, key: jax.Array, first: int = 0
+    sampler: Sampler,
+    score: Score,
+    grid: Grid,
+    y0: jax.Array,
+    key: jax.Array,
+    first: int = 0,
+    normal: Callable = noise.normal,
 ):
     """Run the reverse chain from y0 (at forward time s_0 = T) down the grid, in y0's dtype.
 
-    The noise of step k is `noise.normal(fold_in(key, k), ...)`, row i a function of the key and
-    the particle's index `first + i` only: explicit, reproducible, and the same for every batch
-    layout of y0 (a batch starting at particle `first` draws that particle's noise)."""
+    The noise of step k is `normal(fold_in(key, k), (n, n_noise, d), dtype, first)`; with the
+    default `noise.normal`, row i is a function of the key and the particle's index `first + i`
+    only: explicit, reproducible, and the same for every batch layout of y0 (a batch starting at
+    particle `first` draws that particle's noise). The benchmark passes JAX's threefry normals
+    here to compare."""
     steps = grid_steps(grid, y0.dtype)
 
     def body(y, xs):
         st, k = xs
         shape = (y.shape[0], sampler.n_noise, *y.shape[1:])
-        z = noise.normal(jax.random.fold_in(key, k), shape, y.dtype, first)
+        z = normal(jax.random.fold_in(key, k), shape, y.dtype, first)
         return sampler.step(y, score, st, jnp.moveaxis(z, 1, 0)), None
 
     y, _ = jax.lax.scan(body, y0, (steps, jnp.arange(grid.n_steps)))
