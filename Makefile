@@ -38,18 +38,17 @@ reproduce: $(STAMP)
 
 sweep: $(SWEEPS)
 
-# One claim's sweep. runs/<claim>/.done-<scale> holds the fingerprint and the number of record
-# files when the status command found every job done (none failed or missing); while both still
-# hold, the sweep is skipped. Any other case runs the sweep, whose cached jobs cost no compute.
+# One claim's sweep. After the sweep, the app writes runs/<claim>/.done-<scale> (the fingerprint
+# and the number of record files) if the status survey finds every job done, none failed or
+# missing; while both still hold, the sweep is skipped. Any other case runs the sweep, whose
+# cached jobs cost no compute.
 $(SWEEPS): sweep-%: $(STAMP)
 	@done=runs/$*/.done-$(SCALE); count() { find runs/$* -name records.parquet 2>/dev/null | wc -l; }; \
 	if [ -f $$done ] && [ "$$(cat $$done)" = "$(FINGERPRINT) $$(count)" ]; then \
 		echo "$*: every job done, nothing changed since ($$done)"; \
 	else \
-		$(SWEEP_ENV) $(BIN)/diffusion-rates -m experiment=$* scale=$(SCALE) || exit 1; \
-		summary=$$($(BIN)/diffusion-rates-status experiment=$* scale=$(SCALE) | head -1); \
-		echo "$$summary"; \
-		case "$$summary" in *" 0 failed, 0 missing") echo "$(FINGERPRINT) $$(count)" > $$done;; esac; \
+		rm -f $$done; DIFFUSION_RATES_DONE="$$done $(FINGERPRINT)" $(SWEEP_ENV) \
+			$(BIN)/diffusion-rates -m experiment=$* scale=$(SCALE) || exit 1; \
 	fi
 
 report: $(STAMP)

@@ -140,6 +140,20 @@ def test_status_lists_done_failed_and_missing_jobs(reference, tmp_path, capsys):
     assert status.main(["experiment=no_such_claim"]) == 2
 
 
+def test_a_sweep_is_marked_done_only_when_every_job_is(reference, tmp_path):
+    """`status.mark_done` (what `make reproduce` skips a sweep by): not with failed jobs;
+    with the fingerprint and the number of record files when every job of the sweep is done."""
+    done = tmp_path / ".done-test"
+    argv = ["-m", *GRID, f"hydra.sweep.dir={reference}"]
+    assert status.mark_done(argv, done, "abc").endswith("3 failed, 0 missing")
+    assert not done.exists()
+    good = [g if not g.startswith("T=") else "T=10" for g in GRID]  # the finite half
+    assert status.mark_done(["-m", *good, f"hydra.sweep.dir={reference}"], done, "abc").endswith(
+        ": 4 jobs: 4 done, 0 failed, 0 missing"
+    )
+    assert done.read_text() == f"abc {N_JOBS}\n"
+
+
 def _config(tmp_path, *overrides):
     with initialize_config_dir(app.CONFIG_DIR, version_base=None):
         return compose("config", overrides=[*overrides, f"output.dir={tmp_path}"])

@@ -36,6 +36,9 @@ from diffusion_rates.validation import ConfigError
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
 GROUPS = ("target", "process", "sampler", "schedule", "score_error", "scale", "experiment")
 TIMEOUT_ENV = "DIFFUSION_RATES_TIMEOUT_S"  # seconds a run may take; default 90% of timeout_min
+# "<file> <fingerprint>": after a multirun, write the fingerprint there if every job is done
+# (status.mark_done), the record `make reproduce` compares to skip an unchanged sweep
+DONE_ENV = "DIFFUSION_RATES_DONE"
 # configs/hydra/launcher/*.yaml replace the launcher plugins' configs of the same names; Hydra
 # still checks them against the plugins' schemas, and warns that it does so.
 warnings.filterwarnings("ignore", r"(?s).*validated against ConfigStore schema", UserWarning)
@@ -297,6 +300,12 @@ def main() -> None:
         print(f"diffusion-rates: {exc}", file=sys.stderr)
         sys.exit(2)
     _hydra_main()
+    multirun = any(a in ("-m", "--multirun") for a in sys.argv[1:])
+    if (done := os.environ.get(DONE_ENV)) and multirun:
+        from diffusion_rates import status  # imports this module
+
+        path, fingerprint = done.split(" ", 1)
+        print(status.mark_done(sys.argv[1:], Path(path), fingerprint))
 
 
 if __name__ == "__main__":

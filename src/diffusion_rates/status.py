@@ -65,6 +65,26 @@ def survey(overrides: list[str]) -> dict:
     return out
 
 
+def summary(got: dict) -> str:
+    """`<root>: <total> jobs: <done> done, <failed> failed, <missing> missing`."""
+    total = sum(len(got[k]) for k in ("done", "failed", "missing"))
+    return (
+        f"{got['root']}: {total} jobs: {len(got['done'])} done, "
+        f"{len(got['failed'])} failed, {len(got['missing'])} missing"
+    )
+
+
+def mark_done(argv: list[str], path: Path, fingerprint: str) -> str:
+    """After a sweep: its summary; and when every job is done (none failed or missing), write
+    `<fingerprint> <number of record files under the sweep's root>` to `path`, the line
+    `make reproduce` compares to skip the sweep."""
+    got = survey([a for a in argv if a not in ("-m", "--multirun")])
+    if not got["failed"] and not got["missing"]:
+        count = len(list(Path(got["root"]).rglob(RECORDS)))
+        path.write_text(f"{fingerprint} {count}\n")
+    return summary(got)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("-m", "--multirun")]
     if any(a.startswith("-") for a in argv):
@@ -75,11 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         print(f"diffusion-rates-status: {_one_line(exc)}", file=sys.stderr)
         return 2
-    total = sum(len(got[k]) for k in ("done", "failed", "missing"))
-    print(
-        f"{got['root']}: {total} jobs: {len(got['done'])} done, "
-        f"{len(got['failed'])} failed, {len(got['missing'])} missing"
-    )
+    print(summary(got))
     for sub, reason in got["failed"]:
         print(f"failed   {sub}   {reason}")
     for sub, why in got["missing"]:

@@ -90,6 +90,7 @@ def _path(run, names, cfg, outputs):
                 cfg.n_samples,
                 _key(cfg, 3),
                 cfg.init,
+                run.dtype,
             ),
             0.0,
         )
@@ -101,6 +102,7 @@ def _path(run, names, cfg, outputs):
                 run.grid,
                 min(cfg.n_samples, SCORE_ERROR_SAMPLES),
                 _key(cfg, 4),
+                run.dtype,
             ),
             0.0,
         )
@@ -193,7 +195,8 @@ def _initial(run, cfg, key):
     """n_samples starting points at s_0 = T in the loops' precision: N(0, I) or q_T."""
     if cfg.init == "standard":
         return noise.normal(key, (cfg.n_samples, run.target.d), run.dtype)
-    return run.chain_target.sample(key, cfg.n_samples, run.grid.s[0])
+    # cast: a float64 time s promotes the target's samples whatever the target's own dtype
+    return run.chain_target.sample(key, cfg.n_samples, run.grid.s[0]).astype(run.dtype)
 
 
 def _outputs(run, cfg):

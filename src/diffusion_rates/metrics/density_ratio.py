@@ -245,7 +245,7 @@ def estimate(
         span = span_reduction(target)
         chain_target = with_dtype(span.block, dtype)
         chain_score = chain_target.score
-        y = chain_target.sample(k_y, n, delta)
+        y = chain_target.sample(k_y, n, delta).astype(dtype)
         if span.codim:
             m_p, v_p, m_q, v_q = (jnp.squeeze(a) for a in _complement(sampler, span, grid, init))
             # |y⊥|² ~ v_q χ²_codim exactly; the means are 0 (centred init, centred complement)
@@ -258,7 +258,7 @@ def estimate(
         reduction = span.label
     else:
         chain_target, chain_score, reduction = with_dtype(target, dtype), score, "none"
-        y = chain_target.sample(k_y, n, delta)
+        y = chain_target.sample(k_y, n, delta).astype(dtype)
 
     half = options.paths // 2
     batch = jax.jit(
