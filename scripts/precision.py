@@ -6,8 +6,9 @@
 Pairs every float32 job of a sweep with the float64 job of the same overrides (same seed, so the
 same normals: `noise.normal` draws them in float32 for both), and reports per sweep, metric and
 estimator: the number of pairs, the median and largest |v32 − v64| / v64, and the largest
-|v32 − v64| / s.e. (s.e. of the float64 value; 0 where the value is exact). Differences far
-below one s.e. mean float32 changes nothing a fit can see.
+|v32 − v64| / s.e. (s.e. of the float64 value; none where the value is exact), and the median
+speed-up of the whole run (wall_s in float64 over float32; compilation included, runs of one
+sweep at a time). Differences far below one s.e. mean float32 changes nothing a fit can see.
 """
 
 from __future__ import annotations
@@ -41,12 +42,14 @@ def summary(sweep: str, both: pd.DataFrame) -> pd.DataFrame:
     both = both.assign(
         rel=gap / both.value_64.abs(),
         z=np.where(both.stderr_64 > 0, gap / both.stderr_64, np.nan),
+        speedup=both.wall_s_64 / both.wall_s_32,
     )
     out = both.groupby(["metric", "estimator_64"]).agg(
         pairs=("rel", "size"),
         median_rel=("rel", "median"),
         max_rel=("rel", "max"),
         max_z=("z", "max"),
+        speedup=("speedup", "median"),
     )
     return out.reset_index().rename(columns={"estimator_64": "estimator"}).assign(sweep=sweep)
 
@@ -58,7 +61,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/precision.csv"))
     args = parser.parse_args()
     table = pd.concat([summary(s, paired(args.runs / s)) for s in args.sweeps])
-    table = table[["sweep", "metric", "estimator", "pairs", "median_rel", "max_rel", "max_z"]]
+    table = table[
+        ["sweep", "metric", "estimator", "pairs", "median_rel", "max_rel", "max_z", "speedup"]
+    ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.2g}"))

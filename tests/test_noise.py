@@ -14,7 +14,7 @@ from diffusion_rates.precision import with_dtype
 from diffusion_rates.process import ou
 from diffusion_rates.samplers import SAMPLERS, sample
 from diffusion_rates.schedules import make_grid
-from diffusion_rates.targets.gmm import gmm
+from diffusion_rates.targets.gmm import component, gmm
 
 KEY = jax.random.PRNGKey(3)
 
@@ -95,3 +95,20 @@ def test_float32_chain_tracks_the_float64_chain_on_the_same_noise(name):
     assert y32.dtype == jnp.float32 and y64.dtype == jnp.float64
     gap = float(jnp.max(jnp.abs(y32 - y64)))
     assert 0 < gap < 1e-4 * float(jnp.max(jnp.abs(y64)))
+
+
+def test_component_indices_follow_the_weights():
+    weights = jnp.asarray([0.5, 0.3, 0.15, 0.05])
+    k = np.asarray(component(KEY, weights, 200_000))
+    counts = np.bincount(k, minlength=4)
+    assert stats.chisquare(counts, 200_000 * np.asarray(weights)).pvalue > 1e-3
+
+
+def test_a_float32_copy_of_a_target_draws_the_same_sample():
+    """Targets draw through `noise.normal` and `component`: the same bits in either precision,
+    so a float32 run's exact samples (its outer points, its starts) are the float64 run's."""
+    target = gmm(jax.random.PRNGKey(0), d=5, K=3, scale=[0.2, 0.5, 1.0], mean_scale=2.0)
+    x64 = target.sample(KEY, 1000, 0.1)
+    x32 = with_dtype(target, jnp.float32).sample(KEY, 1000, jnp.float32(0.1))
+    assert x32.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(x32), np.asarray(x64), rtol=0, atol=1e-5)

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from diffusion_rates.noise import normal
 from diffusion_rates.process import alpha, sigma2
 from diffusion_rates.validation import ConfigError, boolean, choice, integer, number
 
@@ -66,7 +67,7 @@ class Gaussian:
         return (x + sigma2(s) * self.score(x, s)) / alpha(s)
 
     def sample(self, key, n, s):
-        z = jax.random.normal(key, (n, self.d), self.mean.dtype)
+        z = normal(key, (n, self.d), self.mean.dtype)
         return self.from_eigen(self.eigen_mean(s) + jnp.sqrt(self.eigen_variances(s)) * z)
 
 

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from diffusion_rates.noise import normal
 from diffusion_rates.process import alpha, sigma2
 from diffusion_rates.validation import ConfigError, boolean, choice, integer, number
 
@@ -130,8 +131,8 @@ class GMM:
     def sample(self, key, n, s):
         """X_s = a_s X_0 + σ_s Z, X_0 = μ_k + U_k λ_k^{1/2} Z', k ~ π: exact at every s ≥ 0."""
         key_k, key_0, key_s = jax.random.split(key, 3)
-        k = jax.random.categorical(key_k, jnp.log(self.weights), shape=(n,))
-        z = jax.random.normal(key_0, (n, self.d), self.means.dtype)
+        k = component(key_k, self.weights, n)
+        z = normal(key_0, (n, self.d), self.means.dtype)
         if self.bases is None:
             # (n,) for isotropic, (n, d) for diagonal eigenvalues: both broadcast against z.
             offsets = jnp.sqrt(self.eigvals[k]).reshape(n, -1) * z
@@ -140,7 +141,16 @@ class GMM:
             w = jax.nn.one_hot(k, self.K, dtype=z.dtype)[:, :, None] * jnp.sqrt(self.eigvals)
             offsets = jnp.einsum("nke,kde->nd", w * z[:, None, :], self.bases)
         x0 = self.means[k] + offsets
-        return alpha(s) * x0 + jnp.sqrt(sigma2(s)) * jax.random.normal(key_s, x0.shape, x0.dtype)
+        return alpha(s) * x0 + jnp.sqrt(sigma2(s)) * normal(key_s, x0.shape, x0.dtype)
+
+
+def component(key, weights, n: int) -> jax.Array:
+    """n indices k ~ weights by the inverse CDF of a 32-bit uniform, in float64 whatever the
+    weights' dtype (so a float32 copy of a target draws the same components), one threefry word
+    per draw: exact up to probabilities resolved to 2⁻³², far below any Monte Carlo error."""
+    u = (jax.random.bits(key, (n,), jnp.uint32).astype(jnp.float64) + 0.5) * 2.0**-32
+    cdf = jnp.cumsum(jnp.asarray(weights, jnp.float64))
+    return jnp.minimum(jnp.searchsorted(cdf / cdf[-1], u), len(cdf) - 1)
 
 
 def component_covariances(key, covariance: str, scales, d: int, rank: int):

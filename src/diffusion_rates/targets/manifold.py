@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from diffusion_rates.noise import normal
 from diffusion_rates.process import alpha, sigma2
 from diffusion_rates.targets.bessel import bessel_ratio, log_ive_normalised
 from diffusion_rates.validation import ConfigError, boolean, choice, integer, number
@@ -141,10 +142,10 @@ class SphereProduct:
     def sample(self, key, n, s):
         key_u, key_z = jax.random.split(key)
         dtype = self.embedding.dtype
-        u = jax.random.normal(key_u, (n, self.groups, self.group_dim), dtype)
+        u = normal(key_u, (n, self.groups, self.group_dim), dtype)
         u = u / jnp.linalg.norm(u, axis=-1, keepdims=True)  # uniform on each unit sphere
         x0 = self.centre + self.radius * self.from_blocks(u)
-        z = jax.random.normal(key_z, (n, self.d), dtype)
+        z = normal(key_z, (n, self.d), dtype)
         return alpha(s) * x0 + jnp.sqrt(sigma2(s)) * z
 
 

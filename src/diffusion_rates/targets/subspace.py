@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
+from diffusion_rates.noise import normal
 from diffusion_rates.process import sigma2
 from diffusion_rates.targets.gmm import dimension, mixture_from_config, validate_mixture
 from diffusion_rates.validation import integer
@@ -78,8 +79,9 @@ class Embedded:
 
     def sample(self, key, n, s):
         key_inner, key_perp = jax.random.split(key)
-        _, perp = self._split(jax.random.normal(key_perp, (n, self.d)))
-        return self._join(self.inner.sample(key_inner, n, s), jnp.sqrt(sigma2(s)) * perp)
+        inner = self.inner.sample(key_inner, n, s)
+        _, perp = self._split(normal(key_perp, (n, self.d), inner.dtype))
+        return self._join(inner, jnp.sqrt(sigma2(s)) * perp)
 
 
 def validate_config(c) -> None:
