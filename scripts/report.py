@@ -1,6 +1,6 @@
 """Aggregate each claim's sweeps, fit its rates, draw its figures and write results/REPORT.md.
 
-python scripts/report.py [--runs runs] [--results results] [--scale default]
+python scripts/report.py [--runs runs] [--results results] [--scale default] [--precision float64]
 """
 
 from __future__ import annotations
@@ -54,6 +54,11 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs"))
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--scale", default="default")
+    parser.add_argument(
+        "--precision",
+        default="float64",
+        help="the records fitted and drawn (runs in the other precision are left out, and said)",
+    )
     args = parser.parse_args()
     compile_cache.enable(str(args.runs / ".jax-cache"))  # the appendices and Bayes fits compile
     sections, rows = [], []
@@ -61,6 +66,11 @@ def main() -> None:
         # sweeps without records are left out: their empty frames would make every column object
         found = [f for f in (records.collect(args.runs / sweep) for sweep in exp.SWEEPS) if len(f)]
         recs = pd.concat(found) if found else pd.DataFrame()
+        precision = recs.get("precision", pd.Series("float64", index=recs.index)).fillna("float64")
+        if not recs.empty and (other := precision != args.precision).any():
+            # one precision per report: two would put each point twice into the fits
+            print(f"{exp.NAME}: {other.sum()} records not in {args.precision} left out")
+            recs = recs[~other]
         if recs.empty:
             print(f"{exp.NAME}: no records under {args.runs} for {', '.join(exp.SWEEPS)}, skipped")
             continue
