@@ -12,7 +12,8 @@ EXPERIMENTS := bbdd_cloud_kl ptw bbdd pad lcw gaussian_baseline bbdd_delta lcw_c
 SWEEPS := $(addprefix sweep-,$(EXPERIMENTS))
 # Every input of a sweep's records (the package, the configs, the dependencies): a sweep whose
 # jobs were all done under the same fingerprint is skipped without starting Python.
-FINGERPRINT := $(shell cat pyproject.toml $$(find configs src -type f \( -name '*.py' -o -name '*.yaml' \) | LC_ALL=C sort) | sha256sum | cut -c1-16)
+# (sha256sum, or shasum on macOS; without either the fingerprint is empty and nothing is skipped)
+FINGERPRINT := $(shell cat pyproject.toml $$(find configs src -type f \( -name '*.py' -o -name '*.yaml' \) | LC_ALL=C sort) | { sha256sum 2>/dev/null || shasum -a 256 2>/dev/null; } | cut -c1-16)
 # With several sweeps at once each gets one XLA thread (compilation, most of a small job, is
 # single-threaded anyway); alone, a sweep keeps XLA's default.
 ifneq ($(JOBS),1)
@@ -43,8 +44,8 @@ sweep: $(SWEEPS)
 # missing; while both still hold, the sweep is skipped. Any other case runs the sweep, whose
 # cached jobs cost no compute.
 $(SWEEPS): sweep-%: $(STAMP)
-	@done=runs/$*/.done-$(SCALE); count() { find runs/$* -name records.parquet 2>/dev/null | wc -l; }; \
-	if [ -f $$done ] && [ "$$(cat $$done)" = "$(FINGERPRINT) $$(count)" ]; then \
+	@done=runs/$*/.done-$(SCALE); count() { find runs/$* -name records.parquet 2>/dev/null | wc -l | tr -d ' '; }; \
+	if [ -n "$(FINGERPRINT)" ] && [ -f $$done ] && [ "$$(cat $$done)" = "$(FINGERPRINT) $$(count)" ]; then \
 		echo "$*: every job done, nothing changed since ($$done)"; \
 	else \
 		rm -f $$done; DIFFUSION_RATES_DONE="$$done $(FINGERPRINT)" $(SWEEP_ENV) \
