@@ -165,6 +165,74 @@ def test_validity():
         quadrature.quadrature(SAMPLERS["ei"], sphere(4, 2, normalisation="pad"), grid_of(), ["kl"])
 
 
+def log_concave(d=1):
+    """A skewed two-component π close enough to be log-concave: ⅓ N(−0.4, 0.8²) + ⅔ N(0.6, 0.7²)."""
+    factor = mixture_1d([1 / 3, 2 / 3], [-0.4, 0.6], [0.8, 0.7])
+    return product(jax.random.PRNGKey(0), d, d, factor, False, "")
+
+
+def mixture_quantile(target, s, u_low, u_high):
+    """F_q^{−1} of one coordinate of q_s by bisection, from the lower tail where u_low <= ½ and
+    from the upper one (u_high = 1 − u) elsewhere, so that both tails keep their digits."""
+    f = target.inner.factor
+    a, sd = math.exp(-s), np.sqrt(math.exp(-2 * s) * np.asarray(f.eigvals) + -math.expm1(-2 * s))
+    m, w = a * np.asarray(f.means[:, 0]), np.asarray(f.weights)
+
+    def tail(y, sign):
+        return np.sum(w * np.asarray(jax.scipy.special.ndtr(sign * (y[:, None] - m) / sd)), 1)
+
+    lower = u_low <= 0.5
+    lo, hi = np.full(u_low.shape, -50.0), np.full(u_low.shape, 50.0)
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        below = np.where(lower, tail(mid, 1.0) < u_low, tail(mid, -1.0) > u_high)
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    return 0.5 * (lo + hi)
+
+
+@pytest.mark.parametrize("name", ["pf_euler", "pf_heun"])
+def test_flow_is_the_quantile_map(name):
+    """A deterministic increasing flow maps quantiles to quantiles: W2² = ∫ (F(x) − F_q^{−1}(Φ(x)))²
+    φ(x) dx with F the sampler's own map (samplers.sample on the nodes x), against the
+    quadrature's W2 to 1e-6 relative, its floor under 1e-5 of it."""
+    target, grid = log_concave(), grid_of("uniform")
+    x = np.linspace(-8.5, 8.5, 8001)
+    mapped = sample(
+        SAMPLERS[name], target.score, grid, jnp.asarray(x)[:, None], jax.random.PRNGKey(0)
+    )[:, 0]
+    assert np.all(np.diff(mapped) > 0)
+    u_low, u_high = (np.asarray(jax.scipy.special.ndtr(v)) for v in (x, -x))
+    quantile = mixture_quantile(target, grid.s[-1], u_low, u_high)
+    density = np.exp(-0.5 * x**2) / math.sqrt(2 * math.pi)
+    w2 = math.sqrt(np.trapezoid((np.asarray(mapped) - quantile) ** 2 * density, x))
+    got, _, floor = quadrature.quadrature(SAMPLERS[name], target, grid, ["w2"])["w2"]
+    assert got == pytest.approx(w2, rel=1e-6)
+    assert floor < 1e-5 * got
+
+
+def test_sra1_law_matches_monte_carlo():
+    """SRA1's output CDF at nine points against 2^20 runs of samplers.sample, within 4.5 standard
+    errors each; and its W2 moves by under 1e-12 with twice the Gauss–Hermite nodes."""
+    target, grid, sampler = log_concave(), grid_of("uniform", steps=16), SAMPLERS["sra1"]
+    block = quadrature.decompose(target).block
+    law, _ = quadrature.propagate(sampler, block, grid)
+    n = 2**20
+    y0 = jax.random.normal(jax.random.PRNGKey(1), (n, 1))
+    y = np.asarray(sample(sampler, target.score, grid, y0, jax.random.PRNGKey(2))[:, 0])
+    cdf = np.asarray(quadrature._cumulative(jnp.exp(law.log_g), law.h))  # in u = y
+    for point in np.linspace(-2.0, 2.0, 9):
+        expected = float(np.interp(point, np.asarray(law.y), cdf))
+        bound = 4.5 * math.sqrt(expected * (1 - expected) / n)
+        assert abs(np.mean(y <= point) - expected) < bound, point
+    w2 = quadrature.quadrature(sampler, target, grid, ["w2"])["w2"][0]
+    finer = dict(quadrature.NOISE_NODES, sra1=quadrature.sra1_nodes(2 * quadrature.SRA1_NODES))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(quadrature, "NOISE_NODES", finer)
+        assert quadrature.quadrature(sampler, target, grid, ["w2"])["w2"][0] == pytest.approx(
+            w2, rel=1e-12
+        )
+
+
 # ---------------------------------------------------------------- refinement and Monte Carlo
 
 TARGETS = {
@@ -222,11 +290,13 @@ def test_quadrature_agrees_with_density_ratio(family, d):
     assert abs(value - kl) < 3 * stderr + floor, (value, stderr, kl)
 
 
+@pytest.mark.parametrize("name", ["ddpm", "pf_heun"])
 @pytest.mark.parametrize("target", [torus(3, 1), sphere(3, 2)], ids=["torus", "sphere"])
-def test_radius_moments_match_monte_carlo(target):
+def test_radius_moments_match_monte_carlo(target, name):
     """Mean and second moment of the (first) block's radius: the quadrature law against 2^17 runs
-    of samplers.sample on the target's score, within four standard errors."""
-    grid, sampler = grid_of(), SAMPLERS["ddpm"]
+    of samplers.sample on the target's score, within four standard errors (a deterministic flow
+    moves each radius along its own ray)."""
+    grid, sampler = grid_of(), SAMPLERS[name]
     block = quadrature.decompose(target).block
     law, _ = quadrature.propagate(sampler, block, grid)
     n = 2**17

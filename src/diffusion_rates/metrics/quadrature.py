@@ -254,10 +254,12 @@ class Radial:
         u = jnp.linspace(inverse(lo), inverse(hi), n)
         return c * jax.nn.softplus(u), jnp.log(c) + jax.nn.log_sigmoid(u), u[1] - u[0]
 
-    def drift(self, rho, s):
-        """f_s(ρ) = (a r R_ν(a r ρ/σ²) − ρ)/σ², the radial part of the target's score."""
-        ar, s2 = alpha(s) * self.radius, sigma2(s)
-        return (ar * vmf_mean(rho[:, None], self.order, ar, s2)[:, 0] - rho) / s2
+    def drift(self, y, s):
+        """f_s(ρ) = (a r R_ν(a r ρ/σ²) − ρ)/σ², the radial part of the target's score, at
+        ρ = |y|, signed: the score along the line through the unit vector e at y e (a multi-stage
+        rule may step across ρ = 0)."""
+        ar, s2, rho = alpha(s) * self.radius, sigma2(s), jnp.abs(y)
+        return jnp.sign(y) * (ar * vmf_mean(rho[:, None], self.order, ar, s2)[:, 0] - rho) / s2
 
     def fold(self, y):
         return jnp.abs(y)  # |(A ρ + B f_s(ρ)) e| for a signed multiple of the unit vector e
@@ -330,10 +332,14 @@ def decompose(target) -> Blocks:
 
 
 def valid(sampler, target_name: str) -> bool:
-    """One-step samplers on the targets that reduce to one dimension. Also needed, and checked
-    by `quadrature`: a centred sphere or torus; and the exact score (a score error field breaks
-    the symmetry the reduction rests on)."""
-    return sampler.coefficients is not None and target_name in TARGETS
+    """One-step samplers and the deterministic flows on the targets that reduce to one
+    dimension, SRA1 on `product`. Also needed, and checked by `quadrature`: a centred sphere or
+    torus; and the exact score (a score error field breaks the symmetry the reduction rests on)."""
+    if target_name not in TARGETS:
+        return False
+    if sampler.name in LINE_ONLY:
+        return target_name == "product"
+    return sampler.coefficients is not None or sampler.name in NOISE_NODES
 
 
 class Law(NamedTuple):
@@ -380,11 +386,12 @@ def _support(block, mapped, bulk, c2, reference):
     return jnp.minimum(lo, reference[0]), jnp.maximum(hi, reference[1])
 
 
-def _diffuse(block, law: Law, mapped, c2, lo, hi, n: int) -> Law:
-    """Nyström step: the law of T(y) + C Z on n fresh nodes from lo to hi."""
+def _diffuse(block, masses, mapped, c2, lo, hi, n: int) -> Law:
+    """Nyström step: the law of T(y) + C Z on n fresh nodes from lo to hi, the discretised law
+    given as point masses at the mapped nodes (one set per branch of the kernel, flattened)."""
 
     def log_density(z):
-        return jnp.log(jnp.exp(block.log_kernel(z[:, None], mapped[None, :], c2)) @ law.masses)
+        return jnp.log(jnp.exp(block.log_kernel(z[:, None], mapped[None, :], c2)) @ masses)
 
     return uniform_law(block, lo, hi, n, log_density)
 
@@ -553,57 +560,133 @@ def initial_law(block, from_target, s0, n: int) -> Law:
     return uniform_law(block, lo, hi, n, log_density)
 
 
-@partial(jax.jit, static_argnames="n")
-def _propagate(block, coefficients, s, from_target, n: int):
+class OneStep(NamedTuple):
+    """The kernel of every one-step rule y' = A y + B ŝ(y, s) + C z: one branch, (A, B, C)
+    traced, so that all of them share one compiled loop."""
+
+    def __call__(self, block, y, st, coefficients):
+        A, B, C = coefficients
+        return (A * y + B * block.drift(y, st.s))[None], jnp.ones(1), C
+
+
+class MultiStage(NamedTuple):
+    """The kernel of a multi-stage rule, from its own step function on one coordinate (a signed
+    multiple of a block's unit vector): y' given y is Σ_j w_j N(T_j(y), C²), the branches T_j the
+    step at the noise nodes `NOISE_NODES[sampler.name]` (none for a deterministic rule: one
+    branch, C = 0)."""
+
+    sampler: object
+
+    def __call__(self, block, y, st, coefficients):
+        nodes, weights, gaussian = NOISE_NODES[self.sampler.name](st)
+
+        def branch(noise):
+            return self.sampler.step(y, block.drift, st, noise[:, None] * jnp.ones_like(y))
+
+        # The output is affine in the direction `gaussian` of the noise: C is its derivative.
+        C = jnp.abs(jax.jvp(branch, (nodes[0],), (gaussian,))[1][0])
+        return jax.vmap(branch)(nodes), weights, C
+
+
+def _deterministic(st):
+    return jnp.zeros((1, 0)), jnp.ones(1), jnp.zeros(0)
+
+
+def sra1_nodes(count: int):
+    """SRA1's noise nodes. Its noise (ΔW, ΔZ)/√h = (z1, z2), rotated to (ζ, e) by
+    z1 = (√3 ζ + e)/2, z2 = (ζ − √3 e)/2, puts all of the second stage's noise in
+    χ = (ΔW + ΔZ/√3)/2 = √h ζ/√3, and given ζ the output is Gaussian, affine in e with slope
+    g √h/2 (from ΔW): the kernel is a Gauss–Hermite sum over ζ (`count` nodes, those of weight
+    under 1e-18 dropped) of Gaussian kernels."""
+    zeta, w = np.polynomial.hermite_e.hermegauss(count)
+    keep = w / math.sqrt(2.0 * math.pi) > 1e-18
+    zeta, w = zeta[keep], w[keep] / w[keep].sum()
+    rotation = np.array([[math.sqrt(3.0), 1.0], [1.0, -math.sqrt(3.0)]]) / 2.0
+    nodes = jnp.asarray(np.stack([zeta, np.zeros_like(zeta)], axis=1) @ rotation.T)
+    return lambda st: (nodes, jnp.asarray(w), jnp.asarray(rotation[:, 1]))
+
+
+SRA1_NODES = 48  # the W2 of tests/test_quadrature.py moves by under 1e-12 at twice as many
+NOISE_NODES = {
+    "pf_euler": _deterministic,
+    "pf_heun": _deterministic,
+    "sra1": sra1_nodes(SRA1_NODES),
+}
+LINE_ONLY = ("sra1",)  # its second stage's noise is m-dimensional in a radial block
+
+
+def kernel(sampler):
+    """The quadrature kernel of `sampler`; ValueError if it has none."""
+    if sampler.coefficients is not None:
+        return OneStep()
+    if sampler.name in NOISE_NODES:
+        return MultiStage(sampler)
+    raise ValueError(
+        f"quadrature: one-step samplers, {', '.join(NOISE_NODES)} only (got {sampler.name})"
+    )
+
+
+@partial(jax.jit, static_argnames=("step_kernel", "n"))
+def _propagate(block, step_kernel, steps, coefficients, s, from_target, n: int):
     """Scan over the steps: a Nyström step when the kernel is resolved, or T folds; else the
-    semi-Lagrangian step (push-forward, regrid, and the heat flow if C > 0). See the module
-    docstring. Returns the law, its mass after each step and whether the nodes of
-    each step are in order."""
+    semi-Lagrangian step (push-forward, regrid, and the heat flow if C > 0), for one branch. See
+    the module docstring. Returns the law, its mass after each step and whether each step was
+    valid: semi-Lagrangian nodes in order, and a multi-branch kernel resolved."""
 
     def body(law, xs):
-        (A, B, C), s_k, s_next = xs
+        st, coef = xs
 
         def step_map(y):
-            return block.fold(A * y + B * block.drift(y, s_k))
+            mapped, weights, C = step_kernel(block, y, st, coef)
+            return block.fold(mapped), (weights, C)
 
-        mapped, slope = jax.jvp(step_map, (law.y,), (jnp.ones_like(law.y),))
+        mapped, slope, (weights, C) = jax.jvp(
+            step_map, (law.y,), (jnp.ones_like(law.y),), has_aux=True
+        )
         bulk = _tail_mass(law) > TAIL
         increasing = jnp.all(jnp.where(bulk, slope > 0, True))
         # kernel width / spacing of the mapped nodes, and the trapezoid rule's aliasing error
         # 2 exp(−2π² w²/h²) for a Gaussian feature of width w, weighted by the nodes' masses.
         resolution = jnp.where(bulk, C / (jnp.abs(slope) * law.weights), jnp.inf)
-        aliasing = jnp.sum(law.masses * jnp.exp(-2.0 * jnp.pi**2 * resolution**2))
+        aliasing = jnp.sum(
+            weights[:, None] * law.masses * jnp.exp(-2.0 * jnp.pi**2 * resolution**2)
+        )
         coarse = (aliasing > ALIASING) & (jnp.max(jnp.where(bulk, resolution, 0.0)) < RESOLVED)
         nystrom = (C > 0) & ~(coarse & increasing)
 
-        lo, hi = _support(block, mapped, bulk, C**2, block.reference_support(s_next))
-        pushed = Law(mapped, law.log_g, law.log_jac + jnp.log(slope), law.h)
+        reach = jnp.where(weights[:, None] > 0, mapped, mapped[:1])
+        lo, hi = _support(block, reach, bulk, C**2, block.reference_support(st.s_next))
+        pushed = Law(mapped[0], law.log_g, law.log_jac + jnp.log(slope[0]), law.h)
 
         def semi_lagrangian():
             fresh = _regrid(block, pushed, lo, hi, n)
             return _heat(block, fresh, C**2)
 
+        masses = (weights[:, None] * law.masses).ravel()
         law = jax.lax.switch(
             jnp.where(C > 0, jnp.where(nystrom, 2, 1), 0),
             (
                 lambda: pushed,
                 semi_lagrangian,
-                lambda: _diffuse(block, law, mapped, C**2, lo, hi, n),
+                lambda: _diffuse(block, masses, mapped.ravel(), C**2, lo, hi, n),
             ),
         )
-        ordered = nystrom | (increasing & jnp.all(jnp.diff(law.y) > 0))
-        return law, (jnp.sum(law.masses), ordered)
+        # One branch may be pushed; several need a resolved Nyström step.
+        single = weights.shape[0] == 1
+        ordered = (nystrom & (single | ~coarse)) | (
+            single & increasing & jnp.all(jnp.diff(law.y) > 0)
+        )
+        return law, (jnp.sum(law.masses), ordered, C)
 
-    xs = (coefficients, s[:-1], s[1:])
-    law, (mass, ordered) = jax.lax.scan(body, initial_law(block, from_target, s[0], n), xs)
+    law, (mass, ordered, C) = jax.lax.scan(
+        body, initial_law(block, from_target, s[0], n), (steps, coefficients)
+    )
     if s.shape[0] > 1:
         # After pushes alone (C = 0) the nodes have thinned where T stretches (the valley
         # between two modes): the output goes onto a fresh grid over it and q_δ for the metrics.
         bulk = _tail_mass(law) > TAIL
-        lo, hi = _support(block, law.y, bulk, 0.0, block.reference_support(s[-1]))
-        law = jax.lax.cond(
-            coefficients[2][-1] > 0, lambda: law, lambda: _regrid(block, law, lo, hi, n)
-        )
+        lo, hi = _support(block, law.y[None], bulk, 0.0, block.reference_support(s[-1]))
+        law = jax.lax.cond(C[-1] > 0, lambda: law, lambda: _regrid(block, law, lo, hi, n))
         mass = jnp.append(mass, jnp.sum(law.masses))
     return law, mass, ordered
 
@@ -611,15 +694,24 @@ def _propagate(block, coefficients, s, from_target, n: int):
 def propagate(sampler, block, grid, init: str = "standard", n: int = DEFAULT_GRID_SIZE):
     """The sampler's output law on one block and the largest |mass − 1| after any step;
     FloatingPointError if a semi-Lagrangian step (C = 0, or an unresolved kernel) folded the law
-    or left its nodes out of order."""
-    steps = jax.tree.map(jnp.asarray, grid.steps())
-    coefficients = jax.vmap(sampler.coefficients)(steps)
+    or left its nodes out of order, or a multi-branch kernel was narrower than the grid."""
     if init not in INITS:
         raise ValueError(f"quadrature: init is one of {', '.join(INITS)} (got {init!r})")
+    steps = jax.tree.map(jnp.asarray, grid.steps())
+    step_kernel = kernel(sampler)
+    if sampler.coefficients is not None:
+        coefficients = jnp.stack(jax.vmap(sampler.coefficients)(steps), axis=1)
+    else:
+        coefficients = jnp.zeros((grid.n_steps, 0))
     s = jnp.asarray(grid.s)
-    law, mass, ordered = _propagate(block, coefficients, s, jnp.asarray(init == "target"), n)
+    law, mass, ordered = _propagate(
+        block, step_kernel, steps, coefficients, s, jnp.asarray(init == "target"), n
+    )
     if not bool(jnp.all(ordered)):
-        raise FloatingPointError("quadrature: a semi-Lagrangian step folded the law")
+        raise FloatingPointError(
+            "quadrature: a step was not resolved (a semi-Lagrangian step folded the law, or a "
+            "multi-branch kernel is narrower than the grid)"
+        )
     return law, float(jnp.max(jnp.abs(mass - 1.0), initial=0.0))
 
 
@@ -848,8 +940,9 @@ def quadrature(sampler, target, grid, metrics, init="standard", grid_size=None, 
     unknown = set(metrics) - set(METRICS)
     if unknown:
         raise ValueError(f"quadrature: metrics {', '.join(METRICS)} only (got {sorted(unknown)})")
-    if sampler.coefficients is None:
-        raise ValueError(f"quadrature: one-step samplers only (got {sampler.name})")
+    kernel(sampler)
+    if sampler.name in LINE_ONLY and target.name != "product":
+        raise ValueError(f"quadrature: {sampler.name} on product targets only (got {target.name})")
     key = jax.random.PRNGKey(0) if key is None else key
     blocks = decompose(target)
     comp = complement(sampler, grid, init, target.d - blocks.span)
