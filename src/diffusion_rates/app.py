@@ -168,6 +168,7 @@ def run(cfg: DictConfig) -> Path | None:
         seed=cfg.seed,
         n_samples=cfg.n_samples,
         precision=cfg.precision,
+        reference=cfg.reference,
         wall_s=wall,
         device=device(),
         code_version=records.code_version(),

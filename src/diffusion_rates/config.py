@@ -44,6 +44,7 @@ def validate(cfg) -> None:
     integer("seed", cfg.seed, 0)
     choice("init", cfg.init, INITS)
     choice("precision", cfg.precision, tuple(PRECISIONS))
+    choice("reference", cfg.reference, metrics.REFERENCES)
     boolean("force", cfg.force)
     if not isinstance(cfg.metrics, ListConfig | list) or len(cfg.metrics) == 0:
         raise ConfigError(f"metrics: a non-empty list of {', '.join(metrics.METRICS)}")

@@ -38,6 +38,7 @@ COLUMNS = [
     "seed",
     "n_samples",
     "precision",
+    "reference",
     "metric",
     "estimator",
     "value",

@@ -1,9 +1,13 @@
-"""Estimators of the distance between q_δ and the sampler's output, best first.
+"""Estimators of the distance between the sampler's output and a reference law, best first.
 
-`ESTIMATORS` lists, in order of preference, each estimator with the metrics it gives and the
-runs it is valid for; `select` picks the best valid one for a metric unless the config names one
-(`estimator.<metric>=<name>`), and refuses one that is not valid for the run. `measure` computes
-every requested metric and also the measured score error ε² of the run (always recorded).
+The reference (`reference` in the config) is q_δ, the target noised to the early-stopping time δ
+(`noised`, what BBDD, LCW, PAD and PTW bound), or the data law q_0 itself (`data`, what practice
+compares with). `ESTIMATORS` lists, in order of preference, each estimator with the metrics it
+gives, the runs it is valid for and the references it serves; `select` picks the best valid one
+that serves the config's reference for a metric unless the config names one
+(`estimator.<metric>=<name>`), and refuses one that is not valid for the run or does not serve
+its reference. `measure` computes every requested metric and also the measured score error ε² of
+the run (always recorded, whatever the reference).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from diffusion_rates import noise, score_error
 from diffusion_rates.metrics import density_ratio, exact, path, quadrature, samples, strong
@@ -20,6 +25,7 @@ from diffusion_rates.samplers import SAMPLERS, sample
 from diffusion_rates.validation import ConfigError
 
 METRICS = ("kl", "kl_reverse", "tv", "w2", "hellinger", "mmd", "kl_path", "girsanov", "strong")
+REFERENCES = ("noised", "data")  # q_δ, or the data q_0
 SCORE_ERROR_SAMPLES = 256  # per grid time: the measured ε² needs N × this many target samples
 
 
@@ -35,11 +41,13 @@ class Estimator(NamedTuple):
     metrics: tuple
     valid: Callable  # (cfg, grid, metric) -> bool
     measure: Callable  # (run, metric names, cfg, outputs) -> {metric: Value}
+    references: tuple = ("noised",)  # the laws it can compare the output with (REFERENCES)
 
 
 def _exact(run, names, cfg, outputs):
     score = run.score_error.apply(run.target.eigen_score, run.target.to_eigen)
-    got = exact.exact_gaussian(run.sampler, run.target, run.grid, names, cfg.init, score)
+    at = reference_time(cfg, run.grid)
+    got = exact.exact_gaussian(run.sampler, run.target, run.grid, names, cfg.init, score, at)
     return {m: Value(*v) for m, v in got.items()}
 
 
@@ -153,15 +161,24 @@ def _reduces_to_1d(cfg, grid, metric) -> bool:
 
 
 ESTIMATORS = {
-    "exact_gaussian": Estimator(("kl", "kl_reverse", "w2", "hellinger"), _gaussian_target, _exact),
+    "exact_gaussian": Estimator(
+        ("kl", "kl_reverse", "w2", "hellinger"), _gaussian_target, _exact, REFERENCES
+    ),
     "quadrature": Estimator(quadrature.METRICS, _reduces_to_1d, _quadrature),
     "density_ratio": Estimator(density_ratio.METRICS, _density, _density_ratio),
     "path_mc": Estimator(("kl_path", "girsanov"), _density, _path),
     **{
-        name: Estimator(("mmd",) if name == "mmd" else ("w2",), _any, _sample_based(name))
+        name: Estimator(
+            ("mmd",) if name == "mmd" else ("w2",), _any, _sample_based(name), REFERENCES
+        )
         for name in samples.ESTIMATES
     },
     "strong": Estimator(("strong",), lambda cfg, grid, m: strong.valid(cfg.sampler.name), _strong),
+}
+# why an estimator serves only some references, where there is more to say than which it serves
+ONLY_BECAUSE = {
+    "strong": "it is pathwise, the distance to a fine reference path at δ, so data makes no "
+    "sense for it",
 }
 
 
@@ -169,8 +186,35 @@ def _key(cfg, stream: int):
     return jax.random.fold_in(jax.random.PRNGKey(cfg.seed), stream)
 
 
+def reference_time(cfg, grid) -> np.float64:
+    """The forward time s of the reference law: δ (the grid's end) for `noised`, 0 for `data`;
+    a float64 scalar in both cases, as the grid's times are."""
+    return grid.s[-1] if cfg.reference == "noised" else np.float64(0.0)
+
+
+def _valid(metric: str, cfg, grid) -> list[str]:
+    """The estimators that give `metric` and are valid for the run, best first."""
+    return [n for n, e in ESTIMATORS.items() if metric in e.metrics and e.valid(cfg, grid, metric)]
+
+
+def _unserved(metric: str, name: str, cfg, grid) -> ConfigError:
+    """The one-line refusal of estimator `name`, valid for the run, which does not serve the
+    config's reference; it names the estimators that would."""
+    reference = cfg.reference
+    why = ONLY_BECAUSE.get(name, f"it serves {', '.join(ESTIMATORS[name].references)}")
+    serving = [n for n in _valid(metric, cfg, grid) if reference in ESTIMATORS[n].references]
+    here = (
+        f"estimators that serve {reference} for {metric}: {', '.join(serving)}"
+        if serving
+        else f"no estimator serves {reference} for {metric} on target={cfg.target.name}, "
+        f"sampler={cfg.sampler.name}, score_error={cfg.score_error.name}"
+    )
+    return ConfigError(f"reference: {reference} is not served by {name} ({why}); {here}")
+
+
 def select(metric: str, cfg, grid) -> str:
-    """The estimator for `metric`: the config's choice if it names one, else the best valid."""
+    """The estimator for `metric`: the config's choice if it names one, else the best valid one
+    that serves the config's reference."""
     chosen = (cfg.get("estimator") or {}).get(metric)
     if chosen is not None:
         if chosen not in ESTIMATORS or metric not in ESTIMATORS[chosen].metrics:
@@ -181,10 +225,15 @@ def select(metric: str, cfg, grid) -> str:
                 f"estimator.{metric}: {chosen} is not valid for target={cfg.target.name}, "
                 f"sampler={cfg.sampler.name}, score_error={cfg.score_error.name}"
             )
+        if cfg.reference not in ESTIMATORS[chosen].references:
+            raise _unserved(metric, chosen, cfg, grid)
         return chosen
-    for name, est in ESTIMATORS.items():
-        if metric in est.metrics and est.valid(cfg, grid, metric):
+    valid = _valid(metric, cfg, grid)
+    for name in valid:
+        if cfg.reference in ESTIMATORS[name].references:
             return name
+    if valid:  # estimators for the metric exist here, but none compares with this reference
+        raise _unserved(metric, valid[0], cfg, grid)
     raise ConfigError(
         f"metrics: no estimator gives {metric!r} for target={cfg.target.name}, "
         f"sampler={cfg.sampler.name}, score_error={cfg.score_error.name}"
@@ -201,7 +250,8 @@ def _initial(run, cfg, key):
 
 def _outputs(run, cfg):
     """Sampler output, a target sample and an independent reference sample, all of size
-    n_samples, drawn once per run and shared by the sample-based estimators."""
+    n_samples, drawn once per run and shared by the sample-based estimators; both target
+    samples are drawn at the reference time (δ, or 0 for the data)."""
     cache = {}
 
     def get():
@@ -210,11 +260,11 @@ def _outputs(run, cfg):
             k_init, k_run, k_target, k_ref = jax.random.split(_key(cfg, 1), 4)
             y0 = _initial(run, cfg, k_init)
             output = sample(run.sampler, run.score, run.grid, y0, k_run)
-            delta = run.grid.s[-1]
+            at = reference_time(cfg, run.grid)
             cache["value"] = (
-                run.target.sample(k_target, n, delta),
+                run.target.sample(k_target, n, at),
                 output,
-                run.target.sample(k_ref, n, delta),
+                run.target.sample(k_ref, n, at),
             )
             if not bool(jnp.all(jnp.isfinite(output))):
                 raise FloatingPointError("the sampler's output has non-finite values")

@@ -99,15 +99,17 @@ METRICS = {
 }
 
 
-def exact_gaussian(sampler, target, grid, metrics, init="standard", score=None):
-    """Exact metrics between q_δ and the sampler's output law.
+def exact_gaussian(sampler, target, grid, metrics, init="standard", score=None, at=None):
+    """Exact metrics between q_at and the sampler's output law; `at` is the forward time of the
+    reference, δ (the grid's end, q_δ) by default, 0 for the data law q_0 = N(m, U diag(λ) Uᵀ).
 
     Returns {metric: (value, stderr, floor)}. stderr is 0 (no sampling); the floor is the
     rounding level of float64 after N steps: d·(N·eps)² for KL-type metrics and its square root
-    (times the data scale for W2) for distances."""
+    (times the data scale for W2) for distances. Against a singular data law (some λ_i = 0),
+    an output with variance in such a direction is at KL +inf both ways (`kl_gaussian`)."""
     out = output_moments(sampler, target, grid, init, score)
-    delta = grid.s[-1]
-    tgt = (target.eigen_mean(delta), target.eigen_variances(delta))
+    at = grid.s[-1] if at is None else at
+    tgt = (target.eigen_mean(at), target.eigen_variances(at))
     rounding = grid.n_steps * np.finfo(np.float64).eps
     kl_floor = target.d * rounding**2
     scale = float(jnp.sqrt(jnp.sum(tgt[1]) + jnp.sum(tgt[0] ** 2)))
