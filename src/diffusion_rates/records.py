@@ -23,6 +23,7 @@ COLUMNS = [
     "run_id",
     "experiment",
     "target",
+    "target_config",
     "d",
     "intrinsic_dim",
     "K",

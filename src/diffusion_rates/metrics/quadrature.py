@@ -564,6 +564,8 @@ class OneStep(NamedTuple):
     """The kernel of every one-step rule y' = A y + B ŝ(y, s) + C z: one branch, (A, B, C)
     traced, so that all of them share one compiled loop."""
 
+    modes = ("push", "semi_lagrangian", "nystrom")  # C = 0 (DDIM), C below the grid, else
+
     def __call__(self, block, y, st, coefficients):
         A, B, C = coefficients
         return (A * y + B * block.drift(y, st.s))[None], jnp.ones(1), C
@@ -576,6 +578,12 @@ class MultiStage(NamedTuple):
     branch, C = 0)."""
 
     sampler: object
+
+    @property
+    def modes(self):
+        """The step kinds it can take (so that no other is compiled): pushes for a deterministic
+        rule, Nyström steps otherwise (several branches cannot be pushed)."""
+        return ("push",) if self.sampler.n_noise == 0 else ("nystrom",)
 
     def __call__(self, block, y, st, coefficients):
         nodes, weights, gaussian = NOISE_NODES[self.sampler.name](st)
@@ -663,14 +671,16 @@ def _propagate(block, step_kernel, steps, coefficients, s, from_target, n: int):
             return _heat(block, fresh, C**2)
 
         masses = (weights[:, None] * law.masses).ravel()
-        law = jax.lax.switch(
-            jnp.where(C > 0, jnp.where(nystrom, 2, 1), 0),
-            (
-                lambda: pushed,
-                semi_lagrangian,
-                lambda: _diffuse(block, masses, mapped.ravel(), C**2, lo, hi, n),
-            ),
-        )
+        kinds = {
+            "push": lambda: pushed,
+            "semi_lagrangian": semi_lagrangian,
+            "nystrom": lambda: _diffuse(block, masses, mapped.ravel(), C**2, lo, hi, n),
+        }
+        if len(step_kernel.modes) == 1:
+            law = kinds[step_kernel.modes[0]]()
+        else:
+            kind = jnp.where(C > 0, jnp.where(nystrom, 2, 1), 0)
+            law = jax.lax.switch(kind, [kinds[m] for m in step_kernel.modes])
         # One branch may be pushed; several need a resolved Nyström step.
         single = weights.shape[0] == 1
         ordered = (nystrom & (single | ~coarse)) | (
