@@ -66,11 +66,15 @@ def main() -> None:
         # sweeps without records are left out: their empty frames would make every column object
         found = [f for f in (records.collect(args.runs / sweep) for sweep in exp.SWEEPS) if len(f)]
         recs = pd.concat(found) if found else pd.DataFrame()
-        precision = recs.get("precision", pd.Series("float64", index=recs.index)).fillna("float64")
-        if not recs.empty and (other := precision != args.precision).any():
-            # one precision per report: two would put each point twice into the fits
-            print(f"{exp.NAME}: {other.sum()} records not in {args.precision} left out")
-            recs = recs[~other]
+        # One precision per report (two would put each point twice into the fits), and the
+        # claims' reference q_δ (reference=noised): records of other values are left out, and said.
+        for column, wanted in (("precision", args.precision), ("reference", "noised")):
+            values = recs.get(column, pd.Series(wanted, index=recs.index)).fillna(wanted)
+            if not recs.empty and (other := values != wanted).any():
+                print(
+                    f"{exp.NAME}: {other.sum()} records with {column} other than {wanted} left out"
+                )
+                recs = recs[~other]
         if recs.empty:
             print(f"{exp.NAME}: no records under {args.runs} for {', '.join(exp.SWEEPS)}, skipped")
             continue

@@ -212,7 +212,8 @@ def test_flow_is_the_quantile_map(name):
 
 def test_sra1_law_matches_monte_carlo():
     """SRA1's output CDF at nine points against 2^20 runs of samplers.sample, within 4.5 standard
-    errors each; and its W2 moves by under 1e-12 with twice the Gauss–Hermite nodes."""
+    errors each; and its W2 moves by under 1e-8 relative, and under a tenth of its floor, with
+    twice the Gauss–Hermite nodes."""
     target, grid, sampler = log_concave(), grid_of("uniform", steps=16), SAMPLERS["sra1"]
     block = quadrature.decompose(target).block
     law, _ = quadrature.propagate(sampler, block, grid)
@@ -224,13 +225,13 @@ def test_sra1_law_matches_monte_carlo():
         expected = float(np.interp(point, np.asarray(law.y), cdf))
         bound = 4.5 * math.sqrt(expected * (1 - expected) / n)
         assert abs(np.mean(y <= point) - expected) < bound, point
-    w2 = quadrature.quadrature(sampler, target, grid, ["w2"])["w2"][0]
+    w2, _, floor = quadrature.quadrature(sampler, target, grid, ["w2"])["w2"]
     finer = dict(quadrature.NOISE_NODES, sra1=quadrature.sra1_nodes(2 * quadrature.SRA1_NODES))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(quadrature, "NOISE_NODES", finer)
-        assert quadrature.quadrature(sampler, target, grid, ["w2"])["w2"][0] == pytest.approx(
-            w2, rel=1e-12
-        )
+        refined = quadrature.quadrature(sampler, target, grid, ["w2"])["w2"][0]
+    assert refined != w2  # the finer nodes were used
+    assert abs(refined - w2) < min(1e-8 * w2, 0.1 * floor)
 
 
 # ---------------------------------------------------------------- refinement and Monte Carlo
