@@ -52,8 +52,9 @@ def _exact(run, names, cfg, outputs):
 
 
 def _quadrature(run, names, cfg, outputs):
+    at = reference_time(cfg, run.grid)
     got = quadrature.quadrature(
-        run.sampler, run.target, run.grid, names, cfg.init, key=_key(cfg, 7)
+        run.sampler, run.target, run.grid, names, cfg.init, key=_key(cfg, 7), at=at
     )
     return {m: Value(*v) for m, v in got.items()}
 
@@ -164,7 +165,7 @@ ESTIMATORS = {
     "exact_gaussian": Estimator(
         ("kl", "kl_reverse", "w2", "hellinger"), _gaussian_target, _exact, REFERENCES
     ),
-    "quadrature": Estimator(quadrature.METRICS, _reduces_to_1d, _quadrature),
+    "quadrature": Estimator(quadrature.METRICS, _reduces_to_1d, _quadrature, REFERENCES),
     "density_ratio": Estimator(density_ratio.METRICS, _density, _density_ratio),
     "path_mc": Estimator(("kl_path", "girsanov"), _density, _path),
     **{

@@ -864,11 +864,11 @@ def _point_mass_variance(sampler, t, s, beta, init: str):
     return exact.output_moments(sampler, point, Grid(t, s, beta), init)[1][0]
 
 
-def complement(sampler, grid, init: str, dims: int) -> Complement:
+def complement(sampler, grid, init: str, dims: int, at) -> Complement:
     """The Gaussian δ₀ directions, exact by metrics/exact.py (eigenvalue 0): N(0, v_out) against
-    N(0, σ_δ²)."""
+    N(0, σ_at²), at = δ or 0 (the data: a point mass)."""
     v_out = _point_mass_variance(sampler, *(jnp.asarray(a) for a in grid), init)
-    return Complement(dims, v_out, sigma2(jnp.asarray(grid.s[-1])))
+    return Complement(dims, v_out, sigma2(jnp.asarray(at)))
 
 
 @partial(jax.jit, static_argnames="count")
@@ -900,17 +900,17 @@ def complement_log_ratio(comp: Complement, key, samples: int = TV_SAMPLES):
     return 0.5 * comp.dims * jnp.log(ratio) - 0.5 * (ratio - 1.0) * chi2
 
 
-def _measure(sampler, blocks: Blocks, comp: Complement, grid, metrics, init, n, key, check):
-    """{metric: (value, stderr)} at grid size n; with `check`, FloatingPointError unless the
-    mass stayed 1 and q_δ's mass on the output nodes is 1, within MASS_TOLERANCE."""
+def _measure(sampler, blocks: Blocks, comp: Complement, grid, metrics, init, at, n, key, check):
+    """{metric: (value, stderr)} against q_at at grid size n; with `check`, FloatingPointError
+    unless the mass stayed 1 and q_at's mass on the output nodes is 1, within MASS_TOLERANCE."""
     block, count, c = blocks.block, blocks.count, comp.dims
-    delta = grid.s[-1]
+    delta = at
     law, defect = propagate(sampler, block, grid, init, n)
     b = block_metrics(block, law, delta)
     if check and not defect <= MASS_TOLERANCE:
         raise FloatingPointError(f"quadrature: probability mass off by {defect:.2g} (n = {n})")
     if check and not abs(float(b.coverage) - 1.0) <= MASS_TOLERANCE:
-        raise FloatingPointError(f"quadrature: the output grid holds {b.coverage:.10g} of q_δ")
+        raise FloatingPointError(f"quadrature: the output grid holds {b.coverage:.10g} of q_{at:g}")
     extra = _complement_values(comp)
     values = {
         "kl": (count * b.kl + extra.kl, 0.0),
@@ -938,9 +938,11 @@ def _floor(fine: float, coarse: float) -> float:
     return difference if math.isfinite(difference) else math.inf
 
 
-def quadrature(sampler, target, grid, metrics, init="standard", grid_size=None, key=None):
-    """Metrics between q_δ and the sampler's output on a `product`, `torus` or `sphere` target
-    (module docstring): {metric: (value, stderr, floor)}, metrics from METRICS.
+def quadrature(sampler, target, grid, metrics, init="standard", grid_size=None, key=None, at=None):
+    """Metrics between q_at (at = δ, the default, or 0: the data) and the sampler's output on a
+    `product`, `torus` or `sphere` target (module docstring): {metric: (value, stderr, floor)},
+    metrics from METRICS. Against the data the output grid is still the one that covers q_δ,
+    which covers q_0 for a small δ (a miss is a failed check).
 
     The floor is |value(n) − value(n/2)|, n = grid_size, and inf
     when the run on n/2 points breaks down; stderr is 0 except for a Monte Carlo tv
@@ -956,8 +958,9 @@ def quadrature(sampler, target, grid, metrics, init="standard", grid_size=None, 
         raise ValueError(f"quadrature: {sampler.name} on product targets only (got {target.name})")
     key = jax.random.PRNGKey(0) if key is None else key
     blocks = decompose(target)
-    comp = complement(sampler, grid, init, target.d - blocks.span)
-    measure = partial(_measure, sampler, blocks, comp, grid, metrics, init, key=key)
+    at = grid.s[-1] if at is None else at
+    comp = complement(sampler, grid, init, target.d - blocks.span, at)
+    measure = partial(_measure, sampler, blocks, comp, grid, metrics, init, at, key=key)
     sizes = [DEFAULT_GRID_SIZE * 2**j for j in range(REFINEMENTS + 1)]
     for n in [grid_size] if grid_size is not None else sizes:
         try:
