@@ -140,7 +140,8 @@ def curvature(target, s: float, key) -> tuple[float, float]:
 
 def _target(name: str, d: int):
     with initialize_config_dir(config_dir=app.CONFIG_DIR, version_base=None):
-        cfg = compose("config", overrides=[f"target={name}", f"target.d={d}"])
+        cfg = compose("config", overrides=[f"target={name}", f"target.d={d}", "output.dir=-"])
+    config.validate(cfg)
     return config.build(cfg).target
 
 
