@@ -18,6 +18,12 @@ with every orthogonal map that commutes with the score, and so do its initial la
   Rice's law (ρ'/C²) exp(−(ρ'² + μ²)/(2C²)) I₀(ρ'μ/C²). In the steps the Bessel factor is read
   from a table of `bessel.log_ive_normalised` in log κ (cubic interpolation, error <= 1e-10 in
   the log), because the exact routine costs about 100 ns a call and a step needs n² of them.
+- Multi-stage rules, from their own step functions on one coordinate (`MultiStage`): the
+  probability-flow Euler and Heun steps are deterministic maps y ↦ T(y) along the coordinate or
+  the ray (a radius stays on its ray), pushed as DDIM's are; SRA1 on `product` is, given the
+  noise ζ of its second stage, Gaussian with variance g²h/4, so its kernel is the Gauss–Hermite
+  sum Σ_j w_j N(T_j(y), g²h/4) over SRA1_NODES nodes ζ_j (`sra1_nodes`), taken by Nyström steps
+  (several branches cannot be pushed: an unresolved one fails its check and the grid doubles).
 - The complement (the D − k, D − 2k or D − k − 1 δ₀ directions): Gaussian, N(0, v) per
   coordinate with v' = (A − B/σ_s²)² v + C², exact by metrics/exact.py (eigenvalue 0).
 
