@@ -4,8 +4,10 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
+from hydra import compose, initialize_config_dir
 
 import diffusion_rates  # noqa: F401  (float64)
+from diffusion_rates import app
 from experiments import ptw
 
 
@@ -28,3 +30,12 @@ def test_a_bimodal_target_is_flagged():
     text = ptw._log_concavity(records)
     assert "**Warning**: product not log-concave" in text
     assert "product_close" not in text.split("**Warning**")[1]
+
+
+def test_every_target_file_names_itself():
+    """Records tell two files of one family apart by target.config_name (column target_config):
+    each file of configs/target/ must set it to its own name, presets included."""
+    names = app._options("target")
+    with initialize_config_dir(app.CONFIG_DIR, version_base=None):
+        got = {n: compose("config", overrides=[f"target={n}"]).target.config_name for n in names}
+    assert got == {n: n for n in names}

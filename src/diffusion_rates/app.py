@@ -153,7 +153,7 @@ def run(cfg: DictConfig) -> Path | None:
         run_id=rid,
         experiment=cfg.experiment,
         target=cfg.target.name,
-        target_config=_choice("target", cfg.target.name),
+        target_config=cfg.target.get("config_name", cfg.target.name),
         d=d,
         intrinsic_dim=getattr(target, "intrinsic_dim", cfg.target.get("intrinsic_dim", d)),
         K=getattr(target, "K", cfg.target.get("K")),
@@ -197,14 +197,6 @@ def _status(v: metrics.Value) -> str:
     if math.isfinite(v.value) or v.status.startswith(records.FAILED):
         return v.status
     return "non-finite value" if v.status == "ok" else f"non-finite value; {v.status}"
-
-
-def _choice(group: str, default: str) -> str:
-    """The config file chosen for `group` (e.g. target=product_close of the `product` family),
-    which tells apart two files of one family; `default` outside a Hydra job."""
-    if HydraConfig.initialized():
-        return HydraConfig.get().runtime.choices.get(group) or default
-    return default
 
 
 def _failure(exc: Exception) -> str:
