@@ -179,7 +179,7 @@ def test_density_ratio_records_say_their_reduction_and_a_missed_floor_target():
 
 @pytest.mark.slow
 def test_density_ratio_on_lcw_gmm_in_high_dimension():
-    """DESIGN: fine for DDPM on lcw_gmm at d in the thousands (d = 1024, K = 64, N = 256)."""
+    """density_ratio stays usable for DDPM on lcw_gmm at d = 1024 (K = 64, N = 256)."""
     c = OmegaConf.merge(OmegaConf.load(f"{CONFIG_DIR}/target/lcw_gmm.yaml"), {"d": 1024, "K": 64})
     target = TARGETS["lcw_gmm"].build(c)
     grid = make_grid(ou(), "lcw", None, 0.0, 256, c0=2.0, c1=10.0)

@@ -271,7 +271,7 @@ def test_posterior_mean_matches_quadrature(family, k):
 
 
 def test_closed_forms_of_the_circle_and_the_two_sphere():
-    """Torus plane: exp(-(ρ² + a²r²)/(2σ²)) I₀(κ)/(2πσ²) (DESIGN.md, scipy's i0e); S²:
+    """Torus plane: exp(-(ρ² + a²r²)/(2σ²)) I₀(κ)/(2πσ²) (docs/mathematics.md, scipy's i0e); S²:
     (2πσ²)^{-3/2} exp(-(ρ² + a²r²)/(2σ²)) sinh(κ)/κ, with κ = a r ρ/σ², r = 1/2."""
 
     def circle(kappa, s2):

@@ -1,6 +1,6 @@
 """Rate fits, N*(ε), Bayesian exponents, predicted shapes and verdicts.
 
-DESIGN.md §1 (verdicts) and §2 "Rate fitting". Every fit works on log y against log x over the
+docs/estimators.md, "Rate fits" and "Verdicts". Every fit works on log y against log x over the
 *usable* points only: finite values at least 10 times above the estimator's floor and 3 standard
 errors above zero (`usable`); the points left out are listed with the reason. The pieces,
 all pure functions of arrays or tidy record frames:
@@ -439,7 +439,7 @@ VERDICTS = ("consistent", "faster than predicted", "slower than predicted", "inc
 def verdict(
     fit: Fit, predicted: float, tolerance: float = 0.2, lower_is_better: bool = True
 ) -> str:
-    """Compare a fitted exponent's interval [lo, hi] with the predicted exponent (DESIGN.md §1).
+    """Compare a fitted exponent's interval [lo, hi] with the prediction (docs/estimators.md).
 
     - "inconclusive": fewer than 3 usable points, a non-finite interval, or hi − lo > 4·tolerance
       (the error bars cannot tell the prediction from its neighbours);

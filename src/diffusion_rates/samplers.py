@@ -2,7 +2,7 @@
 
 A reverse step goes from forward time s to s' = s - γ (OU clock). The one-step rules all read
 y' = A·y + B·ŝ(y, s) + C·z, z ~ N(0, I), with scalars (A, B, C) given by one table row each
-(DESIGN.md section 2). The multi-stage rules (probability-flow Euler and Heun, Rößler's SRA1) are
+(docs/mathematics.md). The multi-stage rules (probability-flow Euler and Heun, Rößler's SRA1) are
 one small function each. Every sampler declares its nominal weak and strong orders.
 """
 

@@ -5,7 +5,7 @@ Models (`score_error=<name> score_error.eps=<ε>`):
 - `bias`: ŝ(x, s) = s(x, s) + ε·v(x)/‖v(x)‖ with v(x) = b + W cos(Ωx + φ) a fixed smooth random
   field (random Fourier features around a unit offset b, ‖W cos(·)‖ ≤ 1/2 so ‖v‖ ≥ 1/2 and the
   normalisation is smooth). The error has norm exactly ε at every x, so E_{q_s}‖ŝ − s‖² = ε² at
-  every s: DESIGN.md's "rescaled so that E_{q_s}‖ŝ − s‖² = ε² at every s", done pointwise.
+  every s: the rescaling of docs/mathematics.md ("Score errors"), done pointwise.
 - `misspecified`: the exact score of the target shifted by Δ, ‖Δ‖ = ε in a random direction:
   q̃_s(x) = q_s(x − a_s Δ), so ŝ(x, s) = s(x − a_s Δ, s). Its error grows like a_s ε/σ_s² as s → 0;
   the measured ε² says how large it was.

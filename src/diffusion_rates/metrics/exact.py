@@ -5,7 +5,7 @@ sampler built from affine steps maps N(m, diag v) to another Gaussian, coordinat
 The moments are propagated through the sampler's own step function: m' = F(m, 0) and
 v' = (∂F/∂y)² v + Σ_j (∂F/∂ξ_j)², derivatives taken by forward-mode autodiff (exact, since F is
 affine). For the one-step rules this is m' = (A - B/v_s) m + B a_s m_data / v_s and
-v' = (A - B/v_s)² v + C², v_s = a_s² λ + σ_s² (DESIGN.md section 2). Any d, no Monte Carlo noise.
+v' = (A - B/v_s)² v + C², v_s = a_s² λ + σ_s² (docs/estimators.md). Any d, no Monte Carlo noise.
 """
 
 from __future__ import annotations

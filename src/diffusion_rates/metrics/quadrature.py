@@ -1,5 +1,5 @@
 """`quadrature`: the output law of a one-step sampler on a target that reduces to one dimension,
-propagated on a grid (DESIGN.md section 2, estimator 2). Its only error is the grid's.
+propagated on a grid (docs/estimators.md). Its only error is the grid's.
 
 Reduction. A one-step sampler y' = A y + B ŝ(y, s) + C z (scalars A, B, C; z ~ N(0, I)) commutes
 with every orthogonal map that commutes with the score, and so do its initial laws N(0, I) and q_T:

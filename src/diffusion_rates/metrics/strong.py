@@ -1,6 +1,6 @@
 """Strong (pathwise) error: the sampler's output against a fine reference on the same Brownian path.
 
-DESIGN.md section 2, estimator 6. `strong` = sqrt(E‖Y_N − Y_N^ref‖²), where Y_N is the sampler's
+docs/estimators.md. `strong` = sqrt(E‖Y_N − Y_N^ref‖²), where Y_N is the sampler's
 output on the run's grid and Y_N^ref a reference solution of the same reverse SDE
 
     dY = (Y + 2ŝ(Y, T − τ)) dτ + √2 dW        (OU clock, reverse time τ = T − s)
