@@ -1,5 +1,6 @@
 """What every claim module shares: slope specs fitted per group with verdicts, N*(ε) slopes,
-log–log figures with floors shaded, and the markdown of a report section.
+log–log figures (one colour per sampler in all of them, Monte Carlo error bars, floors shaded,
+panels of fewer than three points left out and said), and the markdown of a report section.
 
 A claim module declares NAME, SWEEPS, COMMAND, its fits as `Slope` specs (SPECS; `NStar` for N*),
 its figures as `Panels` (PANELS), and optionally `prepare(records)` (derived columns) and
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib
 
@@ -22,6 +24,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from diffusion_rates import rates  # noqa: E402
+from diffusion_rates.samplers import SAMPLERS  # noqa: E402
 
 
 def _all(records: pd.DataFrame) -> pd.DataFrame:
@@ -66,6 +69,7 @@ class Panels:
     where: Callable = _all
     reference: tuple = (-1.0,)
     xlabel: str = ""
+    size: tuple = (4.2, 3.4)  # inches per panel
 
 
 def ok(records: pd.DataFrame) -> pd.DataFrame:
@@ -189,48 +193,188 @@ def markdown(table: pd.DataFrame) -> list[str]:
     return lines
 
 
-def draw(records: pd.DataFrame, spec: Panels, out_dir: Path) -> list[Path]:
-    """The figure of `spec`, as PNG and PDF; the band under the largest estimator floor of each
-    panel is shaded (points there carry no rate information)."""
+# One colour per sampler in every figure: tab10 in the order of SAMPLERS, without its grey (7),
+# which the reference slopes and the floor band use.
+SAMPLER_COLOURS = {
+    name: matplotlib.colors.to_hex(plt.cm.tab10(i))
+    for name, i in zip(SAMPLERS, (0, 1, 2, 3, 4, 5, 6, 8, 9), strict=False)
+}
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINESTYLES = ("-", "--", "-.", ":")
+MIN_POINTS = 3  # a panel shows a rate only with this many values of x; fewer are left out
+FLOOR_NEAR = 1e-2  # a floor under this fraction of its values is not shaded (it would only
+# stretch the axis: an exact estimator's rounding floor)
+
+
+class Drawing(NamedTuple):
+    """A figure's files (PNG, PDF; none when every panel was left out) and one line per panel
+    left out."""
+
+    paths: list[Path]
+    left_out: list[str]
+
+
+def sampler_colour(name: str) -> str:
+    """The sampler's colour in every figure (black for anything else, e.g. several samplers)."""
+    return SAMPLER_COLOURS.get(name, "#000000")
+
+
+def _shade(colour: str, j: int, n: int) -> tuple:
+    """The j-th of n shades of `colour`, from darker (mixed with 35% black) to lighter (45%
+    white), so that lines of one sampler stay its colour and still tell their order."""
+    rgb = np.array(matplotlib.colors.to_rgb(colour))
+    t = -0.35 + 0.8 * j / (n - 1) if n > 1 else 0.0
+    return tuple(rgb * (1 + t) if t < 0 else rgb + (1 - rgb) * t)
+
+
+def _key(key) -> tuple:
+    return key if isinstance(key, tuple) else (key,)
+
+
+def line_styles(frame: pd.DataFrame, panel: str, lines: tuple) -> dict:
+    """(colour, marker, linestyle) of each line, keyed by (panel value, line key): the colour is
+    the line's sampler's (SAMPLER_COLOURS; black for a line of several samplers); the other keys
+    of `lines` pick the marker and the line style, the same in every panel, and, when the
+    sampler is not among them (one sampler per panel or figure), a shade of its colour."""
+    others = [c for c in lines if c != "sampler"]
+    variants = sorted({_key(k) for k, _ in frame.groupby(others)}) if others else [()]
+    styles = {}
+    for key, g in frame.groupby([panel, *lines]):
+        values = dict(zip(lines, key[1:], strict=True))
+        samplers = g.sampler.unique()
+        colour = sampler_colour(samplers[0] if len(samplers) == 1 else "")
+        j = variants.index(tuple(values[c] for c in others))
+        if "sampler" not in lines:
+            colour = _shade(colour, j, len(variants))
+        linestyle = LINESTYLES[(j + j // len(MARKERS)) % len(LINESTYLES)]
+        styles[key[0], key[1:]] = (colour, MARKERS[j % len(MARKERS)], linestyle)
+    return styles
+
+
+def _legend(frame: pd.DataFrame, lines: tuple, styles: dict) -> list:
+    """Legend handles: one per line (in its colour if that is the same in every panel, else in a
+    grey shade); or, for lines grouped by the sampler and more, one per sampler (its colour)
+    and one per value of the other keys (marker and line style, grey)."""
+    others = [c for c in lines if c != "sampler"]
+    per_line = {}
+    for (_, key), style in sorted(styles.items(), key=lambda item: item[0][1]):
+        per_line.setdefault(key, []).append(style)
+    if "sampler" not in lines or not others or frame.sampler.nunique() == 1:
+        handles = []
+        for j, (key, found) in enumerate(per_line.items()):
+            colours = {matplotlib.colors.to_hex(c) for c, _, _ in found}
+            colour = found[0][0] if len(colours) == 1 else _shade("#595959", j, len(per_line))
+            _, marker, ls = found[0]
+            label = _group_text(lines, key)
+            handles.append(
+                matplotlib.lines.Line2D(
+                    [], [], color=colour, marker=marker, ls=ls, ms=4, label=label
+                )
+            )
+        return handles
+    order = {name: i for i, name in enumerate(SAMPLERS)}
+    samplers = sorted(frame.sampler.unique(), key=lambda s: order.get(s, len(order)))
+    handles = [
+        matplotlib.lines.Line2D([], [], color=sampler_colour(s), lw=2, label=f"sampler={s}")
+        for s in samplers
+    ]
+    seen = {}
+    for key, found in per_line.items():
+        rest = tuple(v for c, v in zip(lines, key, strict=True) if c != "sampler")
+        seen.setdefault(rest, found[0][1:])
+    return handles + [
+        matplotlib.lines.Line2D(
+            [], [], color="0.35", marker=m, ls=ls, ms=4, label=_group_text(others, rest)
+        )
+        for rest, (m, ls) in sorted(seen.items())
+    ]
+
+
+def _points(frame: pd.DataFrame, x: str) -> pd.DataFrame:
+    """Per value of x: the mean over seeds, its standard error √(Σ se_i²)/n (the Monte Carlo
+    error of each estimate; 0 for exact estimators) and the largest floor."""
+    return frame.groupby(x).agg(
+        value=("value", "mean"),
+        stderr=("stderr", lambda se: np.sqrt(np.sum(np.square(se))) / len(se)),
+        floor=("floor", "max"),
+    )
+
+
+def kept_panels(frame: pd.DataFrame, spec: Panels) -> tuple[list, list[str]]:
+    """The panels with at least MIN_POINTS values of x, and a line for each one left out."""
+    kept, left_out = [], []
+    for value in sorted(frame[spec.panel].unique()):
+        xs = sorted(frame[frame[spec.panel] == value][spec.x].unique())
+        if len(xs) >= MIN_POINTS:
+            kept.append(value)
+        else:
+            at = ", ".join(_short(v) for v in xs)
+            left_out.append(
+                f"panel {spec.panel} = {_short(value)} left out: {len(xs)} value"
+                f"{'s' if len(xs) != 1 else ''} of {spec.x} ({at}), fewer than {MIN_POINTS}"
+            )
+    return kept, left_out
+
+
+def draw(records: pd.DataFrame, spec: Panels, out_dir: Path) -> Drawing:
+    """The figure of `spec`, as PNG and PDF: one panel per value of `spec.panel` with at least
+    MIN_POINTS values of x (the others are left out, and said), each line in its sampler's
+    colour (`line_styles`), bars of ± 2 standard errors where an estimate has Monte Carlo error,
+    the band under each panel's largest estimator floor shaded light grey beneath the points
+    (points there carry no rate information), and one legend right of the panels."""
     frame = ok(spec.where(records))
     frame = frame[(frame.metric == spec.metric) & (frame.value > 0)]
-    panels = sorted(frame[spec.panel].unique())
-    ncols = min(3, max(1, len(panels)))
-    nrows = -(-len(panels) // ncols) if panels else 1
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols, 3.5 * nrows), squeeze=False)
+    panels, left_out = kept_panels(frame, spec)
+    if not panels:
+        return Drawing([], left_out or [f"no ok records of {spec.metric} with a value > 0"])
+    frame = frame[frame[spec.panel].isin(panels)]
+    styles = line_styles(frame, spec.panel, spec.lines)
+    ncols = min(3, len(panels))
+    nrows = -(-len(panels) // ncols)
+    width, height = spec.size
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
     axes = axes.ravel()
+    extras = {}  # legend entries beyond the lines: floor band, error bars, reference slopes
     for ax, value in zip(axes, panels, strict=False):
         g = frame[frame[spec.panel] == value]
-        groups = list(g.groupby(list(spec.lines)))
-        colours = plt.cm.viridis(np.linspace(0, 0.9, max(1, len(groups))))
-        shaded = False
-        for colour, (key, lg) in zip(colours, groups, strict=True):
-            mean = lg.groupby(spec.x).agg(value=("value", "mean"), floor=("floor", "max"))
-            label = _group_text(spec.lines, key)
-            ax.loglog(mean.index, mean.value, "-o", ms=3, color=colour, label=label)
-            # each line's floor, shaded where it comes near its values (an exact estimator's
-            # rounding floor would only stretch the axis)
-            near = np.isfinite(mean.floor) & (mean.floor > 1e-2 * mean.value)
-            if near.any():
-                floor = mean.floor.where(near)
-                below = None if shaded else "under the floor (shaded)"
-                ax.fill_between(
-                    mean.index, floor / 10, floor, color=colour, alpha=0.15, lw=0, label=below
+        floors, shown = [], []
+        for key, lg in g.groupby(list(spec.lines)):
+            colour, marker, ls = styles[value, _key(key)]
+            pts = _points(lg, spec.x)
+            ax.loglog(pts.index, pts.value, ls=ls, marker=marker, ms=3.5, color=colour, zorder=3)
+            shown += [pts.value, pts.value + 2 * pts.stderr]
+            if (pts.stderr > 0).any():
+                bars = pts[pts.stderr > 0]
+                ax.errorbar(
+                    bars.index,
+                    bars.value,
+                    yerr=[np.minimum(2 * bars.stderr, bars.value * (1 - 1e-9)), 2 * bars.stderr],
+                    fmt="none",
+                    ecolor=colour,
+                    elinewidth=0.8,
+                    capsize=2,
+                    zorder=3,
                 )
-                shaded = True
+                extras["± 2 standard errors"] = matplotlib.lines.Line2D(
+                    [], [], color="0.35", marker="|", ms=9, ls="none"
+                )
+            near = np.isfinite(pts.floor) & (pts.floor > FLOOR_NEAR * pts.value)
+            floors.append(pts.floor.where(near))
         xs = np.array(sorted(g[spec.x].unique()), dtype=float)
-        if len(xs) > 1:
-            first = g[g[spec.x] == xs[0]].value.median()
-            for slope, style in zip(spec.reference, (":", "-.", "--"), strict=False):
-                ax.loglog(
-                    xs,
-                    first * (xs / xs[0]) ** slope,
-                    style,
-                    color="grey",
-                    lw=1,
-                    label=f"slope {slope:g}",
-                )
-        if len(xs) > 1 and xs[-1] / xs[0] < 4:  # a narrow range: label the minor ticks
+        first = g[g[spec.x] == xs[0]].value.median()
+        for slope, style in zip(spec.reference, (":", "-.", "--"), strict=False):
+            ax.loglog(xs, first * (xs / xs[0]) ** slope, style, color="grey", lw=1, zorder=2)
+            extras[f"slope {slope:g}"] = matplotlib.lines.Line2D(
+                [], [], color="grey", ls=style, lw=1
+            )
+        floor = pd.concat(floors, axis=1).max(axis=1).reindex(xs)
+        values = pd.concat(shown)
+        low = min(values.min(), floor.min(skipna=True) if floor.notna().any() else np.inf)
+        ax.set_ylim(low / 2, values.max() * 2)  # the points and error bars, not the references
+        if floor.notna().any():
+            ax.fill_between(xs, low / 2, floor, color="0.6", alpha=0.2, lw=0, zorder=1)
+            extras["under the floor (shaded)"] = matplotlib.patches.Patch(color="0.6", alpha=0.2)
+        if xs[-1] / xs[0] < 4:  # a narrow range: label the minor ticks
             ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         else:  # several decades: the minor labels would overlap
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -238,17 +382,27 @@ def draw(records: pd.DataFrame, spec: Panels, out_dir: Path) -> list[Path]:
         ax.set_xlabel(spec.xlabel or spec.x)
         ax.set_ylabel(spec.ylabel)
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=6)
     for ax in axes[len(panels) :]:
         ax.axis("off")
+    handles = _legend(frame, spec.lines, styles)
+    labels = [h.get_label() for h in handles] + list(extras)
     fig.suptitle(spec.title)
     fig.tight_layout()
+    fig.legend(
+        [*handles, *extras.values()],
+        labels,
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        fontsize=7,
+        frameon=False,
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{spec.name}.png", out_dir / f"{spec.name}.pdf"]
     for p in paths:  # no creation date: the same records give the same files
-        fig.savefig(p, dpi=120, metadata={"CreationDate": None} if p.suffix == ".pdf" else None)
+        metadata = {"CreationDate": None} if p.suffix == ".pdf" else None
+        fig.savefig(p, dpi=120, bbox_inches="tight", metadata=metadata)
     plt.close(fig)
-    return paths
+    return Drawing(paths, left_out)
 
 
 def failures(records: pd.DataFrame) -> list[str]:
@@ -257,7 +411,10 @@ def failures(records: pd.DataFrame) -> list[str]:
     if bad.empty:
         return ["Failed or flagged runs: none."]
     columns = ["target", "d", "K", "sampler", "schedule", "steps", "status"]
-    runs = bad.groupby(columns, sort=True).metric.agg(lambda m: ", ".join(sorted(set(m))))
+    # dropna=False: a column without a value for the target (K of a Gaussian) keeps its runs
+    runs = bad.groupby(columns, sort=True, dropna=False).metric.agg(
+        lambda m: ", ".join(sorted(set(m)))
+    )
     lines = [f"Failed or flagged runs ({len(runs)}; their records are left out of every fit):", ""]
     for key, metrics in runs.head(20).items():
         text = ", ".join(f"{c}={_short(v)}" for c, v in zip(columns[:-1], key[:-1], strict=True))
@@ -275,8 +432,10 @@ def section(
     figures: list[str],
     command: str,
     reading: list[str],
+    left_out: list[str] = (),
 ) -> str:
-    """A claim's report section: statement, runs, figures, fit table, failures, reading."""
+    """A claim's report section: statement, runs, figures (and the panels left out of them),
+    fit table, failures, reading."""
     lines = [f"## {name}", "", doc.split("\n\n", 1)[1].strip(), ""]
     lines += [
         f"Runs: {records.run_id.nunique()} ({len(records)} records). Rerun: `{command}`.",
@@ -287,6 +446,8 @@ def section(
         "",
     ]
     lines += [f"![{Path(f).stem}]({f})" for f in figures] + [""]
+    if left_out:
+        lines += [f"Left out of the figures: {'; '.join(left_out)}.", ""]
     lines += markdown(table) + [""] + reading + [""] + failures(records) + [""]
     return "\n".join(lines)
 
@@ -347,14 +508,27 @@ def fits(module, records: pd.DataFrame) -> pd.DataFrame:
     return fit_table(_prepared(module, records), module.SPECS)
 
 
-def figures(module, records: pd.DataFrame, out_dir: Path) -> list[Path]:
-    return [draw(_prepared(module, records), spec, out_dir)[0] for spec in module.PANELS]
+def figures(module, records: pd.DataFrame, out_dir: Path) -> list[Drawing]:
+    """The module's PANELS drawn; each line of what was left out starts with its figure's name."""
+    out = []
+    for spec in module.PANELS:
+        drawn = draw(_prepared(module, records), spec, out_dir)
+        if drawn.paths:
+            lines = [f"{spec.name}: {t}" for t in drawn.left_out]
+        else:
+            lines = [f"{spec.name} not drawn ({'; '.join(drawn.left_out)})"]
+        out.append(drawn._replace(left_out=lines))
+    return out
 
 
-def claim_section(module, records: pd.DataFrame, table: pd.DataFrame, figures: list[str]) -> str:
+def claim_section(
+    module, records: pd.DataFrame, table: pd.DataFrame, figures: list[str], left_out=()
+) -> str:
     notes = getattr(module, "notes", None)
     lines = [reading(table), *(notes(records) if notes else [])]
-    return section(module.NAME, module.__doc__, records, table, figures, module.COMMAND, lines)
+    return section(
+        module.NAME, module.__doc__, records, table, figures, module.COMMAND, lines, left_out
+    )
 
 
 def looseness(frame: pd.DataFrame, shape, label: str) -> str:

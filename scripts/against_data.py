@@ -51,7 +51,7 @@ def early_stopping(cfg, eps: float) -> float:
 def w2(cfg) -> float:
     """The exact W2 of one run, through the app's own validation and estimator selection."""
     config.validate(cfg)
-    estimator, value = metrics.measure(config.build(cfg), cfg)["w2"]
+    estimator, value = metrics.measure(config.build(cfg))["w2"]
     assert estimator == "exact_gaussian" and value.status == "ok", (estimator, value)
     return value.value
 

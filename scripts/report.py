@@ -16,6 +16,10 @@ from experiments import EXPERIMENTS, common
 COLUMNS = ["claim", "quantity", "prediction", "measured", "estimator", "verdict", "figure"]
 
 
+def _link(figure: str) -> str:
+    return f"[{Path(figure).stem}]({figure})" if figure else "none drawn"
+
+
 def headline(rows: list[dict]) -> list[str]:
     """The summary table: claim | prediction | measured exponent | estimator | verdict | figure."""
     lines = [
@@ -26,7 +30,7 @@ def headline(rows: list[dict]) -> list[str]:
     for r in rows:
         lines.append(
             f"| {r['claim']} | {r['quantity']} | {r['prediction']} | {r['measured']} | "
-            f"{r['estimator']} | {r['verdict']} | [{Path(r['figure']).stem}]({r['figure']}) |"
+            f"{r['estimator']} | {r['verdict']} | {_link(r['figure'])} |"
         )
     return lines
 
@@ -39,11 +43,14 @@ def analyse(exp, recs: pd.DataFrame, out: Path, scale: str):
     results = out.parent
     if hasattr(exp, "SPECS"):
         table = common.fits(exp, recs)
-        figures = [p.relative_to(results).as_posix() for p in common.figures(exp, recs, out)]
-        section = common.claim_section(exp, recs, table, figures)
+        drawn = common.figures(exp, recs, out)
+        figures = [d.paths[0].relative_to(results).as_posix() for d in drawn if d.paths]
+        left_out = [line for d in drawn for line in d.left_out]
+        section = common.claim_section(exp, recs, table, figures, left_out)
         if hasattr(exp, "appendix"):
             section += "\n" + "\n".join(exp.appendix(out, scale))
-        return table, figures, section, common.summary(table, exp.NAME, figures[0])
+        first = figures[0] if figures else ""
+        return table, figures, section, common.summary(table, exp.NAME, first)
     table = exp.fits(recs)
     figures = [p.relative_to(results).as_posix() for p in exp.figures(recs, out)]
     return table, figures, exp.section(recs, table, figures), exp.summary(table, figures)

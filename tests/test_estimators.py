@@ -120,12 +120,12 @@ def test_exact_kl_of_a_law_to_itself_is_within_the_floor():
 def test_selection_picks_the_best_valid_estimator():
     cfg = composed("target.d=4", "sampler=ddpm")
     grid = config.build(cfg).grid
-    assert metrics.select("kl", cfg, grid) == "exact_gaussian"
-    assert metrics.select("tv", cfg, grid) == "density_ratio"
-    assert metrics.select("w2", cfg, grid) == "exact_gaussian"
+    assert metrics.select("kl", config.settings(cfg), grid) == "exact_gaussian"
+    assert metrics.select("tv", config.settings(cfg), grid) == "density_ratio"
+    assert metrics.select("w2", config.settings(cfg), grid) == "exact_gaussian"
     mixture = composed("target=gmm", "sampler=ddpm")
-    assert metrics.select("kl", mixture, grid) == "density_ratio"
-    assert metrics.select("w2", mixture, grid) == "gaussian_fit"
+    assert metrics.select("kl", config.settings(mixture), grid) == "density_ratio"
+    assert metrics.select("w2", config.settings(mixture), grid) == "gaussian_fit"
 
 
 @pytest.mark.parametrize(
@@ -146,7 +146,7 @@ def test_an_estimator_where_it_is_not_valid_is_an_error(overrides, key):
 def test_density_ratio_records_carry_their_checks():
     cfg = composed("target.d=3", "sampler=ddpm", "metrics=[tv]", "n_samples=256", "steps=16")
     run = config.build(cfg)
-    out = metrics.measure(run, cfg)
+    out = metrics.measure(run)
     assert {"tv", "ratio_mean", "log_weight_spread"} <= set(out)
     estimator, mean = out["ratio_mean"]
     assert estimator == "density_ratio" and abs(mean.value - 1) < 3 * mean.stderr + 1e-12
@@ -168,7 +168,7 @@ def test_density_ratio_records_say_their_reduction_and_a_missed_floor_target():
         "density_ratio.max_paths=8",
         "density_ratio.floor_target=1e-6",
     )
-    out = metrics.measure(config.build(cfg), cfg)
+    out = metrics.measure(config.build(cfg))
     rows = {m: v for m, (e, v) in out.items() if e == "density_ratio"}
     assert set(rows) == {"tv", "kl", *density_ratio.CHECKS}
     for value in rows.values():

@@ -25,7 +25,7 @@ def composed(*overrides):
 
 def measured(cfg) -> dict:
     config.validate(cfg)
-    return metrics.measure(config.build(cfg), cfg)
+    return metrics.measure(config.build(cfg))
 
 
 def w2_data_by_hand(sampler, grid, lam, mean):
@@ -130,12 +130,12 @@ def test_quadrature_against_the_data_is_exact_gaussian():
         *product, "target.means=[0.7]", "target.stds=[0.5]", "metrics=[w2]", "reference=data"
     )
     run = config.build(data)
-    assert metrics.select("w2", data, run.grid) == "quadrature"
-    got = metrics.measure(run, data)["w2"][1].value
+    assert metrics.select("w2", run.settings, run.grid) == "quadrature"
+    got = metrics.measure(run)["w2"][1].value
     gaussian_target = Gaussian(jnp.array([0.7, 0.7, 0.0, 0.0]), jnp.array([0.25, 0.25, 0.0, 0.0]))
     want = exact.exact_gaussian(run.sampler, gaussian_target, run.grid, ["w2"], at=0.0)["w2"][0]
     assert got == pytest.approx(want, rel=1e-6)
-    assert got != pytest.approx(metrics.measure(config.build(cfg), cfg)["w2"][1].value, rel=1e-3)
+    assert got != pytest.approx(metrics.measure(config.build(cfg))["w2"][1].value, rel=1e-3)
 
 
 REFUSED = [

@@ -145,8 +145,8 @@ def test_registered_estimator_at_n_128():
     cfg = _cfg("em", 128)
     config.validate(cfg)
     run = config.build(cfg)
-    assert metrics.select("strong", cfg, run.grid) == "strong"
-    got = metrics.ESTIMATORS["strong"].measure(run, ["strong"], cfg, None)["strong"]
+    assert metrics.select("strong", run.settings, run.grid) == "strong"
+    got = metrics.ESTIMATORS["strong"].measure(run, ["strong"], None)["strong"]
     print(got)
     assert got.status == "ok" and 0 < got.stderr < 0.05 * got.value
     assert got.floor < 1e-2 * got.value, got

@@ -182,7 +182,7 @@ def test_same_config_and_seed_give_identical_records(tmp_path):
 def test_an_exception_or_a_timeout_is_a_record_and_is_retried(tmp_path, monkeypatch):
     cfg = _config(tmp_path, "target.d=2", "steps=8", "metrics=[kl,w2]")
 
-    def boom(built, cfg):
+    def boom(built):
         raise RuntimeError("boom\nsecond line")
 
     monkeypatch.setattr(metrics, "measure", boom)
@@ -190,7 +190,7 @@ def test_an_exception_or_a_timeout_is_a_record_and_is_retried(tmp_path, monkeypa
     assert list(frame.status) == ["error: RuntimeError: boom"] * 2 and frame.value.isna().all()
     assert not records.cached(tmp_path, frame.run_id.iloc[0])  # a rerun tries again
 
-    monkeypatch.setattr(metrics, "measure", lambda built, cfg: time.sleep(5))
+    monkeypatch.setattr(metrics, "measure", lambda built: time.sleep(5))
     monkeypatch.setenv(app.TIMEOUT_ENV, "0.2")
     frame = pd.read_parquet(app.run(cfg))
     assert frame.status.str.startswith("timeout: the run took over 0.2 s").all()

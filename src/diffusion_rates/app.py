@@ -28,6 +28,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
 
 from diffusion_rates import compile_cache, metrics, records
 from diffusion_rates import config as config_mod
@@ -102,16 +103,24 @@ def check_command_line(argv: list[str]) -> None:
                 f"{k}={v}" for k, v in params.items() if k not in {o.split("=")[0] for o in line}
             ]
             for swept in _expand(sweep) if sweep else [[]]:
-                try:
-                    job = compose("config", overrides=line + swept)
-                except Exception as exc:
-                    raise ConfigError(_one_line(exc)) from None
-                try:
-                    config_mod.validate(_resolved_without_hydra(job))
-                except ConfigError:
-                    raise
-                except Exception as exc:  # e.g. a key deleted with ~key
-                    raise ConfigError(_one_line(exc)) from None
+                job_config(line + swept)
+
+
+def job_config(overrides: list[str], validate=config_mod.validate) -> DictConfig:
+    """The config of one job's overrides as its run sees it (output.dir unresolved), checked by
+    `validate`; ConfigError in one line. Needs an initialised Hydra on CONFIG_DIR."""
+    try:
+        job = compose("config", overrides=overrides)
+    except Exception as exc:
+        raise ConfigError(_one_line(exc)) from None
+    try:
+        cfg = _resolved_without_hydra(job)
+        validate(cfg)
+    except ConfigError:
+        raise
+    except Exception as exc:  # e.g. a key deleted with ~key
+        raise ConfigError(_one_line(exc)) from None
+    return cfg
 
 
 def _resolved_without_hydra(cfg: DictConfig) -> DictConfig:
@@ -133,14 +142,14 @@ def run(cfg: DictConfig) -> Path | None:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     rid = records.run_id(resolved)
     if not cfg.force and records.cached(out_dir, rid):
-        print(f"cached {out_dir}")
+        tqdm.write(f"cached {out_dir}")  # above a sweep's progress bar, if any (progress.py)
         return out_dir / records.RECORDS
     start = time.perf_counter()
     built = None
     try:  # a failure is a result too: a row whose status names it, and the sweep goes on
         with _deadline(_time_limit()):
             built = config_mod.build(cfg)
-            results = metrics.measure(built, cfg)
+            results = measured(built)
     except ConfigError:
         raise
     except Exception as exc:
@@ -149,27 +158,21 @@ def run(cfg: DictConfig) -> Path | None:
     wall = time.perf_counter() - start
     target = built.target if built else None
     d = getattr(target, "d", cfg.target.get("d"))
+    settings = config_mod.settings(cfg)  # the record's columns are the run's Settings' values
     common = dict(
         run_id=rid,
         experiment=cfg.experiment,
-        target=cfg.target.name,
         target_config=cfg.target.get("config_name", cfg.target.name),
         d=d,
         intrinsic_dim=getattr(target, "intrinsic_dim", cfg.target.get("intrinsic_dim", d)),
         K=getattr(target, "K", cfg.target.get("K")),
         process=cfg.process.name,
-        sampler=cfg.sampler.name,
         schedule=cfg.schedule.name,
         steps=cfg.steps,
         T=float(built.grid.s[0]) if built else config_mod.horizon(cfg),
         delta=float(cfg.delta),
-        init=cfg.init,
-        score_error=cfg.score_error.name,
-        eps_score=float(cfg.score_error.eps),
-        seed=cfg.seed,
-        n_samples=cfg.n_samples,
-        precision=cfg.precision,
-        reference=cfg.reference,
+        eps_score=settings.eps,
+        **{k: getattr(settings, k) for k in RECORDED_SETTINGS},
         wall_s=wall,
         device=device(),
         code_version=records.code_version(),
@@ -182,14 +185,33 @@ def run(cfg: DictConfig) -> Path | None:
             value=v.value,
             stderr=v.stderr,
             floor=v.floor,
-            status=_status(v),
+            status=v.status,
             reduction=v.reduction,
         )
         for m, (est, v) in results.items()
     ]
     path = records.write(out_dir, rows, OmegaConf.to_yaml(resolved))
-    print(f"wrote {path}")
+    tqdm.write(f"wrote {path}")
     return path
+
+
+# the Settings whose values are record columns of the same name
+RECORDED_SETTINGS = (
+    "target",
+    "sampler",
+    "init",
+    "score_error",
+    "seed",
+    "n_samples",
+    "precision",
+    "reference",
+)
+
+
+def measured(built: config_mod.Run) -> dict:
+    """{metric: (estimator, Value)} of a built run with the statuses the records hold."""
+    got = metrics.measure(built)
+    return {m: (est, v._replace(status=_status(v))) for m, (est, v) in got.items()}
 
 
 def _status(v: metrics.Value) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax.numpy as jnp
 from omegaconf import ListConfig
 
 from diffusion_rates import metrics, score_error
@@ -30,6 +29,22 @@ def horizon(cfg) -> float:
 
 def validate(cfg) -> None:
     """Raise ConfigError on the first value that is not allowed."""
+    grid = validate_objects(cfg)
+    boolean("force", cfg.force)
+    if not isinstance(cfg.metrics, ListConfig | list) or len(cfg.metrics) == 0:
+        raise ConfigError(f"metrics: a non-empty list of {', '.join(metrics.METRICS)}")
+    for m in cfg.metrics:
+        choice("metrics", m, metrics.METRICS)
+    chosen = settings(cfg)  # validates the density_ratio options
+    for m in chosen.metrics:
+        metrics.select(m, chosen, grid)
+    if cfg.density_ratio.reduction == "span" and (why := density_ratio.span_refusal(cfg)):
+        raise ConfigError(f"density_ratio.reduction: auto or none here, span does not hold: {why}")
+
+
+def validate_objects(cfg) -> Grid:
+    """Raise ConfigError on the first value of what `build` makes (target, process, grid,
+    sampler, score error, loops' settings) that is not allowed; else return the grid."""
     choice("process", cfg.process.name, tuple(PROCESSES))
     choice("sampler", cfg.sampler.name, tuple(SAMPLERS))
     choice("schedule", cfg.schedule.name, tuple(SCHEDULES))
@@ -45,15 +60,7 @@ def validate(cfg) -> None:
     choice("init", cfg.init, INITS)
     choice("precision", cfg.precision, tuple(PRECISIONS))
     choice("reference", cfg.reference, metrics.REFERENCES)
-    boolean("force", cfg.force)
-    if not isinstance(cfg.metrics, ListConfig | list) or len(cfg.metrics) == 0:
-        raise ConfigError(f"metrics: a non-empty list of {', '.join(metrics.METRICS)}")
-    for m in cfg.metrics:
-        choice("metrics", m, metrics.METRICS)
-        metrics.select(m, cfg, grid)
-    density_ratio.options_from_config(cfg.density_ratio)
-    if cfg.density_ratio.reduction == "span" and (why := density_ratio.span_refusal(cfg)):
-        raise ConfigError(f"density_ratio.reduction: auto or none here, span does not hold: {why}")
+    return grid
 
 
 def validate_schedule(cfg, process: Process) -> Grid:
@@ -105,13 +112,61 @@ def build_process(cfg) -> Process:
     return PROCESSES[cfg.process.name](**params)
 
 
+class Settings(NamedTuple):
+    """The plain values of a run that its estimators read: what `metrics` needs besides the
+    objects, made from the config once (`settings`) so that no config travels into `metrics`."""
+
+    sampler: str
+    target: str  # the family's name (cfg.target.name, e.g. product for product_close)
+    normalisation: str  # of the target: centred unless its config says otherwise
+    score_error: str
+    eps: float  # the score error's size
+    n_samples: int
+    seed: int
+    init: str  # standard or target
+    precision: str  # float64 or float32, of the Monte Carlo loops
+    reference: str  # noised or data
+    metrics: tuple  # the metrics asked for
+    estimator: dict  # metric -> the estimator the config names for it (None: the best valid one)
+    density_ratio: density_ratio.Options  # with auto resolved to none where span does not hold
+
+
+def settings(cfg) -> Settings:
+    """The run's Settings from its config; the density_ratio options are validated here."""
+    options = density_ratio.options_from_config(cfg.density_ratio)
+    if options.reduction == "auto" and density_ratio.span_refusal(cfg) is not None:
+        options = options._replace(reduction="none")
+    return Settings(
+        sampler=cfg.sampler.name,
+        target=cfg.target.name,
+        normalisation=cfg.target.get("normalisation", "centred"),
+        score_error=cfg.score_error.name,
+        eps=float(cfg.score_error.eps),
+        n_samples=cfg.n_samples,
+        seed=cfg.seed,
+        init=cfg.init,
+        precision=cfg.precision,
+        reference=cfg.reference,
+        metrics=tuple(cfg.metrics),
+        estimator=dict(cfg.get("estimator") or {}),
+        density_ratio=options,
+    )
+
+
 class Run(NamedTuple):
+    """The objects of one run and its Settings: all that `metrics.measure` reads."""
+
     target: object  # float64: what exact laws and quadrature use
     process: Process
     grid: Grid
     sampler: Sampler
     score_error: score_error.ScoreError
-    dtype: object = jnp.float64  # the Monte Carlo loops' precision
+    settings: Settings
+
+    @property
+    def dtype(self):
+        """The Monte Carlo loops' precision."""
+        return PRECISIONS[self.settings.precision]
 
     @property
     def chain_target(self):
@@ -125,12 +180,16 @@ class Run(NamedTuple):
         return with_dtype(self.score_error, self.dtype).apply(self.chain_target.score)
 
 
+def build_target(cfg):
+    """The target of cfg.target, in float64."""
+    return TARGETS[cfg.target.name].build(cfg.target)
+
+
 def build(cfg) -> Run:
     process = build_process(cfg)
     grid = build_grid(cfg, process)
-    target = TARGETS[cfg.target.name].build(cfg.target)
+    target = build_target(cfg)
     error = score_error.build(
         cfg.score_error.name, cfg.score_error.eps, target.d, cfg.score_error.seed
     )
-    dtype = PRECISIONS[cfg.precision]
-    return Run(target, process, grid, SAMPLERS[cfg.sampler.name], error, dtype)
+    return Run(target, process, grid, SAMPLERS[cfg.sampler.name], error, settings(cfg))

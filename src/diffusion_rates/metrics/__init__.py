@@ -8,6 +8,10 @@ that serves the config's reference for a metric unless the config names one
 (`estimator.<metric>=<name>`), and refuses one that is not valid for the run or does not serve
 its reference. `measure` computes every requested metric and also the measured score error ε² of
 the run (always recorded, whatever the reference).
+
+A run here is `config.Run`: the built objects and their `config.Settings` (`run.settings`, the
+sampler's and target's names, n_samples, seed, init, reference, estimator choices, ...), which
+is all an estimator reads; the config itself stays in `config`.
 """
 
 from __future__ import annotations
@@ -39,39 +43,40 @@ class Value(NamedTuple):
 
 class Estimator(NamedTuple):
     metrics: tuple
-    valid: Callable  # (cfg, grid, metric) -> bool
-    measure: Callable  # (run, metric names, cfg, outputs) -> {metric: Value}
+    valid: Callable  # (settings, grid, metric) -> bool
+    measure: Callable  # (run, metric names, outputs) -> {metric: Value}
     references: tuple = ("noised",)  # the laws it can compare the output with (REFERENCES)
 
 
-def _exact(run, names, cfg, outputs):
+def _exact(run, names, outputs):
     score = run.score_error.apply(run.target.eigen_score, run.target.to_eigen)
-    at = reference_time(cfg, run.grid)
-    got = exact.exact_gaussian(run.sampler, run.target, run.grid, names, cfg.init, score, at)
-    return {m: Value(*v) for m, v in got.items()}
-
-
-def _quadrature(run, names, cfg, outputs):
-    at = reference_time(cfg, run.grid)
-    got = quadrature.quadrature(
-        run.sampler, run.target, run.grid, names, cfg.init, key=_key(cfg, 7), at=at
+    at = reference_time(run.settings, run.grid)
+    got = exact.exact_gaussian(
+        run.sampler, run.target, run.grid, names, run.settings.init, score, at
     )
     return {m: Value(*v) for m, v in got.items()}
 
 
-def _density_ratio(run, names, cfg, outputs):
-    options = density_ratio.options_from_config(cfg.density_ratio)
-    if options.reduction == "auto" and density_ratio.span_refusal(cfg) is not None:
-        options = options._replace(reduction="none")
+def _quadrature(run, names, outputs):
+    s = run.settings
+    at = reference_time(s, run.grid)
+    got = quadrature.quadrature(
+        run.sampler, run.target, run.grid, names, s.init, key=_key(s, 7), at=at
+    )
+    return {m: Value(*v) for m, v in got.items()}
+
+
+def _density_ratio(run, names, outputs):
+    s = run.settings
     got = density_ratio.estimate(
         run.sampler,
         run.score,
         run.target,
         run.grid,
-        cfg.n_samples,
-        _key(cfg, 2),
-        cfg.init,
-        options,
+        s.n_samples,
+        _key(s, 2),
+        s.init,
+        s.density_ratio,
         tuple(names),
         run.dtype,
     )
@@ -87,7 +92,8 @@ def _density_ratio(run, names, cfg, outputs):
     return {m: Value(*got[m], status, got["reduction"]) for m in (*names, *density_ratio.CHECKS)}
 
 
-def _path(run, names, cfg, outputs):
+def _path(run, names, outputs):
+    s = run.settings
     out = {}
     if "kl_path" in names:
         out["kl_path"] = Value(
@@ -96,9 +102,9 @@ def _path(run, names, cfg, outputs):
                 run.score,
                 run.chain_target,
                 run.grid,
-                cfg.n_samples,
-                _key(cfg, 3),
-                cfg.init,
+                s.n_samples,
+                _key(s, 3),
+                s.init,
                 run.dtype,
             ),
             0.0,
@@ -109,8 +115,8 @@ def _path(run, names, cfg, outputs):
                 run.score,
                 run.chain_target,
                 run.grid,
-                min(cfg.n_samples, SCORE_ERROR_SAMPLES),
-                _key(cfg, 4),
+                min(s.n_samples, SCORE_ERROR_SAMPLES),
+                _key(s, 4),
                 run.dtype,
             ),
             0.0,
@@ -118,46 +124,47 @@ def _path(run, names, cfg, outputs):
     return out
 
 
-def _strong(run, names, cfg, outputs):
+def _strong(run, names, outputs):
     """RMS pathwise distance to a fine `sra1` reference on the same Brownian path (strong.py),
     from y0 ~ the run's init."""
-    k_init, k_path = jax.random.split(_key(cfg, 8))
-    y0 = _initial(run, cfg, k_init)
+    k_init, k_path = jax.random.split(_key(run.settings, 8))
+    y0 = _initial(run, k_init)
     return {"strong": Value(*strong.estimate(run.sampler, run.score, run.grid, y0, k_path))}
 
 
 def _sample_based(name):
-    def measure(run, names, cfg, outputs):
+    def measure(run, names, outputs):
         target_sample, output, reference = outputs()
+        key = _key(run.settings, 5)
         return {
-            m: Value(*samples.with_floor(name, target_sample, output, reference, _key(cfg, 5)))
+            m: Value(*samples.with_floor(name, target_sample, output, reference, key))
             for m in names
         }
 
     return measure
 
 
-def _any(cfg, grid, metric) -> bool:
+def _any(settings, grid, metric) -> bool:
     return True
 
 
-def _density(cfg, grid, metric) -> bool:
+def _density(settings, grid, metric) -> bool:
     """Path weights need reverse kernels with a density (girsanov needs none)."""
-    return metric == "girsanov" or density_ratio.valid(SAMPLERS[cfg.sampler.name], grid)
+    return metric == "girsanov" or density_ratio.valid(SAMPLERS[settings.sampler], grid)
 
 
-def _gaussian_target(cfg, grid, metric) -> bool:
-    return cfg.target.name == "gaussian" and score_error.is_affine(
-        cfg.score_error.name, cfg.score_error.eps
+def _gaussian_target(settings, grid, metric) -> bool:
+    return settings.target == "gaussian" and score_error.is_affine(
+        settings.score_error, settings.eps
     )
 
 
-def _reduces_to_1d(cfg, grid, metric) -> bool:
+def _reduces_to_1d(settings, grid, metric) -> bool:
     """quadrature: a product, or a centred sphere or torus, one-step sampler, exact score."""
     return (
-        quadrature.valid(SAMPLERS[cfg.sampler.name], cfg.target.name)
-        and cfg.target.get("normalisation", "centred") == "centred"
-        and float(cfg.score_error.eps) == 0.0
+        quadrature.valid(SAMPLERS[settings.sampler], settings.target)
+        and settings.normalisation == "centred"
+        and settings.eps == 0.0
     )
 
 
@@ -174,7 +181,7 @@ ESTIMATORS = {
         )
         for name in samples.ESTIMATES
     },
-    "strong": Estimator(("strong",), lambda cfg, grid, m: strong.valid(cfg.sampler.name), _strong),
+    "strong": Estimator(("strong",), lambda s, grid, m: strong.valid(s.sampler), _strong),
 }
 # why an estimator serves only some references, where there is more to say than which it serves
 ONLY_BECAUSE = {
@@ -183,73 +190,88 @@ ONLY_BECAUSE = {
 }
 
 
-def _key(cfg, stream: int):
-    return jax.random.fold_in(jax.random.PRNGKey(cfg.seed), stream)
+def _key(settings, stream: int):
+    return jax.random.fold_in(jax.random.PRNGKey(settings.seed), stream)
 
 
-def reference_time(cfg, grid) -> np.float64:
+def reference_time(settings, grid) -> np.float64:
     """The forward time s of the reference law: δ (the grid's end) for `noised`, 0 for `data`;
     a float64 scalar in both cases, as the grid's times are."""
-    return grid.s[-1] if cfg.reference == "noised" else np.float64(0.0)
+    return grid.s[-1] if settings.reference == "noised" else np.float64(0.0)
 
 
-def _valid(metric: str, cfg, grid) -> list[str]:
+def _valid(metric: str, settings, grid) -> list[str]:
     """The estimators that give `metric` and are valid for the run, best first."""
-    return [n for n, e in ESTIMATORS.items() if metric in e.metrics and e.valid(cfg, grid, metric)]
+    return [
+        n for n, e in ESTIMATORS.items() if metric in e.metrics and e.valid(settings, grid, metric)
+    ]
 
 
-def _unserved(metric: str, name: str, cfg, grid) -> ConfigError:
+def _where(settings) -> str:
+    """The run's choices that make an estimator valid or not, as the error messages name them."""
+    return (
+        f"target={settings.target}, sampler={settings.sampler}, score_error={settings.score_error}"
+    )
+
+
+def _unserved(metric: str, name: str, settings, grid) -> ConfigError:
     """The one-line refusal of estimator `name`, valid for the run, which does not serve the
-    config's reference; it names the estimators that would."""
-    reference = cfg.reference
+    run's reference; it names the estimators that would."""
+    reference = settings.reference
     why = ONLY_BECAUSE.get(name, f"it serves {', '.join(ESTIMATORS[name].references)}")
-    serving = [n for n in _valid(metric, cfg, grid) if reference in ESTIMATORS[n].references]
+    serving = [n for n in _valid(metric, settings, grid) if reference in ESTIMATORS[n].references]
     here = (
         f"estimators that serve {reference} for {metric}: {', '.join(serving)}"
         if serving
-        else f"no estimator serves {reference} for {metric} on target={cfg.target.name}, "
-        f"sampler={cfg.sampler.name}, score_error={cfg.score_error.name}"
+        else f"no estimator serves {reference} for {metric} on {_where(settings)}"
     )
     return ConfigError(f"reference: {reference} is not served by {name} ({why}); {here}")
 
 
-def select(metric: str, cfg, grid) -> str:
-    """The estimator for `metric`: the config's choice if it names one, else the best valid one
-    that serves the config's reference."""
-    chosen = (cfg.get("estimator") or {}).get(metric)
+def select(metric: str, settings, grid) -> str:
+    """The estimator for `metric` (settings: a `config.Settings`): the one the run names if it
+    names one, else the best valid one that serves the run's reference."""
+    chosen = settings.estimator.get(metric)
     if chosen is not None:
         if chosen not in ESTIMATORS or metric not in ESTIMATORS[chosen].metrics:
             givers = [n for n, e in ESTIMATORS.items() if metric in e.metrics]
             raise ConfigError(f"estimator.{metric}: one of {', '.join(givers)} (got {chosen!r})")
-        if not ESTIMATORS[chosen].valid(cfg, grid, metric):
-            raise ConfigError(
-                f"estimator.{metric}: {chosen} is not valid for target={cfg.target.name}, "
-                f"sampler={cfg.sampler.name}, score_error={cfg.score_error.name}"
-            )
-        if cfg.reference not in ESTIMATORS[chosen].references:
-            raise _unserved(metric, chosen, cfg, grid)
+        if not ESTIMATORS[chosen].valid(settings, grid, metric):
+            raise ConfigError(f"estimator.{metric}: {chosen} is not valid for {_where(settings)}")
+        if settings.reference not in ESTIMATORS[chosen].references:
+            raise _unserved(metric, chosen, settings, grid)
         return chosen
-    valid = _valid(metric, cfg, grid)
+    valid = _valid(metric, settings, grid)
     for name in valid:
-        if cfg.reference in ESTIMATORS[name].references:
+        if settings.reference in ESTIMATORS[name].references:
             return name
     if valid:  # estimators for the metric exist here, but none compares with this reference
-        raise _unserved(metric, valid[0], cfg, grid)
-    raise ConfigError(
-        f"metrics: no estimator gives {metric!r} for target={cfg.target.name}, "
-        f"sampler={cfg.sampler.name}, score_error={cfg.score_error.name}"
-    )
+        raise _unserved(metric, valid[0], settings, grid)
+    raise ConfigError(f"metrics: no estimator gives {metric!r} for {_where(settings)}")
 
 
-def _initial(run, cfg, key):
+def _initial(run, key):
     """n_samples starting points at s_0 = T in the loops' precision: N(0, I) or q_T."""
-    if cfg.init == "standard":
-        return noise.normal(key, (cfg.n_samples, run.target.d), run.dtype)
+    n = run.settings.n_samples
+    if run.settings.init == "standard":
+        return noise.normal(key, (n, run.target.d), run.dtype)
     # cast: a float64 time s promotes the target's samples whatever the target's own dtype
-    return run.chain_target.sample(key, cfg.n_samples, run.grid.s[0]).astype(run.dtype)
+    return run.chain_target.sample(key, n, run.grid.s[0]).astype(run.dtype)
 
 
-def _outputs(run, cfg):
+def _sample_keys(settings):
+    """The keys of the initial points, the chain, the target sample and the reference sample."""
+    return jax.random.split(_key(settings, 1), 4)
+
+
+def sampler_output(run) -> jax.Array:
+    """The sampler's output, (n_samples, d) in the loops' precision: the one the sample-based
+    estimators compare with the target."""
+    k_init, k_run, _, _ = _sample_keys(run.settings)
+    return sample(run.sampler, run.score, run.grid, _initial(run, k_init), k_run)
+
+
+def _outputs(run):
     """Sampler output, a target sample and an independent reference sample, all of size
     n_samples, drawn once per run and shared by the sample-based estimators; both target
     samples are drawn at the reference time (δ, or 0 for the data)."""
@@ -257,11 +279,10 @@ def _outputs(run, cfg):
 
     def get():
         if not cache:
-            n = cfg.n_samples
-            k_init, k_run, k_target, k_ref = jax.random.split(_key(cfg, 1), 4)
-            y0 = _initial(run, cfg, k_init)
-            output = sample(run.sampler, run.score, run.grid, y0, k_run)
-            at = reference_time(cfg, run.grid)
+            n = run.settings.n_samples
+            _, _, k_target, k_ref = _sample_keys(run.settings)
+            output = sampler_output(run)
+            at = reference_time(run.settings, run.grid)
             cache["value"] = (
                 run.target.sample(k_target, n, at),
                 output,
@@ -274,22 +295,24 @@ def _outputs(run, cfg):
     return get
 
 
-def measure(run, cfg) -> dict:
-    """{metric: (estimator, Value)} for the metrics the config asks for, plus the measured ε²."""
-    chosen = {m: select(m, cfg, run.grid) for m in cfg.metrics}
-    outputs = _outputs(run, cfg)
+def measure(run) -> dict:
+    """{metric: (estimator, Value)} for the metrics the run asks for (a `config.Run`), plus the
+    measured ε²."""
+    s = run.settings
+    chosen = {m: select(m, s, run.grid) for m in s.metrics}
+    outputs = _outputs(run)
     out = {}
     for name in dict.fromkeys(chosen.values()):
         names = [m for m, e in chosen.items() if e == name]
         try:
-            got = ESTIMATORS[name].measure(run, names, cfg, outputs)
+            got = ESTIMATORS[name].measure(run, names, outputs)
         except FloatingPointError as exc:  # one estimator's failure keeps the others' values
             nan = float("nan")
             got = {m: Value(nan, nan, nan, f"non-finite: {exc}") for m in names}
         for m, value in got.items():
             out[m] = (name, value)
-    size = min(cfg.n_samples, SCORE_ERROR_SAMPLES)
-    measured = score_error.measured(run.target, run.score_error, run.grid.s, size, _key(cfg, 6))
+    size = min(s.n_samples, SCORE_ERROR_SAMPLES)
+    measured = score_error.measured(run.target, run.score_error, run.grid.s, size, _key(s, 6))
     for m, (value, stderr) in measured.items():
         out[m] = ("monte_carlo", Value(value, stderr, 0.0))
     return out

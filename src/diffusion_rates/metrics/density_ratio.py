@@ -49,6 +49,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm import tqdm
 
 from diffusion_rates.metrics import exact
 from diffusion_rates.noise import normal
@@ -267,12 +268,21 @@ def estimate(
     minus_inf = jnp.full(n, -jnp.inf)
     sums = _Sums(minus_inf, minus_inf, minus_inf, minus_inf, jnp.zeros(n), jnp.zeros(n))
     pairs, paths = 0, 0
+    # over the batches of paths, up to max_paths; quiet off a terminal (tqdm's disable=None)
+    bar = tqdm(
+        total=max(1, options.max_paths // (2 * half)),
+        desc="density_ratio paths",
+        unit="batch",
+        leave=False,
+        disable=None,
+    )
     while True:
         target_pairs = max(1, 2 * pairs)
         while pairs < target_pairs:
             k_a, k_b = jax.random.split(jax.random.fold_in(k_paths, pairs))
             sums = sums.add(batch(k_a), batch(k_b))
             pairs += 1
+            bar.update()
         paths = 2 * half * pairs
         got = _summaries(sums, paths, log_r_perp, kl_perp, log_bc_perp, n)
         missing = [m for m in metrics if not got[m][2] <= options.floor_target * got[m][0]]
@@ -280,6 +290,7 @@ def estimate(
         degenerate = got["log_weight_spread"][0] > SPREAD_LIMIT
         if not missing or degenerate or 2 * paths > options.max_paths:
             break
+    bar.close()
     got["paths"] = (float(paths), 0.0, 0.0)
     missed = ""
     if missing:
