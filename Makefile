@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SCALE ?= default
 JOBS ?= 2
 # the longest sweeps first, so that JOBS > 1 keeps every core busy to the end
-EXPERIMENTS := bbdd_cloud_kl bbdd_thin ptw ptw_order bbdd pad lcw gaussian_baseline bbdd_delta lcw_cube bbdd_cloud lcw_control work_precision_sphere ptw_flow lcw_score_error bbdd_score_error ptw_score_error work_precision_product work_precision
+EXPERIMENTS := bbdd_cloud_kl bbdd_thin ptw ptw_order bbdd_learned bbdd_bias bbdd pad lcw lcw_learned ptw_learned ptw_bias gaussian_baseline bbdd_delta lcw_cube bbdd_cloud lcw_control work_precision_sphere ptw_flow lcw_score_error bbdd_score_error ptw_score_error work_precision_product work_precision
 SWEEPS := $(addprefix sweep-,$(EXPERIMENTS))
 # Every input of a sweep's records (the package, the configs, the dependencies): a sweep whose
 # jobs were all done under the same fingerprint is skipped without starting Python.

@@ -6,6 +6,6 @@ experiments/common.py); the calibration `gaussian_baseline` has its own `fits`, 
 `section` and `summary`. `scripts/report.py` runs them in the order listed here.
 """
 
-from experiments import bbdd, gaussian_baseline, lcw, pad, ptw, work_precision
+from experiments import bbdd, gaussian_baseline, lcw, learned_score, pad, ptw, work_precision
 
-EXPERIMENTS = [gaussian_baseline, bbdd, lcw, pad, ptw, work_precision]
+EXPERIMENTS = [gaussian_baseline, bbdd, lcw, pad, ptw, learned_score, work_precision]

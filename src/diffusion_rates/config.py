@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from omegaconf import ListConfig
+from omegaconf import ListConfig, OmegaConf
 
-from diffusion_rates import metrics, score_error
+from diffusion_rates import learned, metrics, records, score_error
 from diffusion_rates.metrics import density_ratio
 from diffusion_rates.precision import PRECISIONS, with_dtype
 from diffusion_rates.process import PROCESSES, Process
@@ -51,6 +51,13 @@ def validate_objects(cfg) -> Grid:
     choice("score_error", cfg.score_error.name, score_error.MODELS)
     number("score_error.eps", cfg.score_error.eps, low=0.0)
     integer("score_error.seed", cfg.score_error.seed, 0)
+    if cfg.score_error.name == "learned":
+        learned.options_from_config(cfg.score_error)
+        if cfg.score_error.eps != 0:
+            raise ConfigError(
+                "score_error.eps: 0 for score_error=learned (the network's error is set by its "
+                f"training and measured; got {cfg.score_error.eps!r})"
+            )
     choice("target", cfg.target.name, tuple(TARGETS))
     TARGETS[cfg.target.name].validate(cfg.target)
     integer("steps", cfg.steps, 1)
@@ -189,7 +196,16 @@ def build(cfg) -> Run:
     process = build_process(cfg)
     grid = build_grid(cfg, process)
     target = build_target(cfg)
-    error = score_error.build(
-        cfg.score_error.name, cfg.score_error.eps, target.d, cfg.score_error.seed
-    )
+    e = cfg.score_error
+    if e.name == "learned":
+        network = learned.trained(
+            target,
+            OmegaConf.to_container(cfg.target, resolve=True),
+            learned.options_from_config(e),
+            e.seed,
+            records.code_version(),
+        )
+        error = score_error.ScoreError("learned", 0.0, network)
+    else:
+        error = score_error.build(e.name, e.eps, target.d, e.seed)
     return Run(target, process, grid, SAMPLERS[cfg.sampler.name], error, settings(cfg))

@@ -10,6 +10,8 @@ Models (`score_error=<name> score_error.eps=<ε>`):
   q̃_s(x) = q_s(x − a_s Δ), so ŝ(x, s) = s(x − a_s Δ, s). Its error grows like a_s ε/σ_s² as s → 0;
   the measured ε² says how large it was.
 - `noise`: ŝ = s + (ε/√d)·ξ with ξ ~ N(0, I) fresh for each (x, s), so E‖ŝ − s‖² = ε².
+- `learned`: ŝ a network fitted by denoising score matching on samples of the target
+  (learned.py); no ε: its size is set by the training, and measured.
 The errors the papers assume: step-weighted Σ_k γ_k E_{q_{s_k}}‖ŝ − s‖² (BBDD Assumption H2, PAD)
 and the plain average (1/N) Σ_k E_{q_{s_k}}‖ŝ − s‖² (LCW Eq. 7); `measured` estimates both.
 """
@@ -21,9 +23,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from diffusion_rates import learned
 from diffusion_rates.process import alpha
 
-MODELS = ("none", "bias", "misspecified", "noise")
+MODELS = ("none", "bias", "misspecified", "noise", "learned")
 FEATURES = 16  # random Fourier features of the bias field
 
 
@@ -35,7 +38,9 @@ class ScoreError(NamedTuple):
     def apply(self, score, to_coords=lambda x: x):
         """ŝ built on `score`, in the coordinates `to_coords` maps ambient vectors to (only the
         `misspecified` shift is a vector; the others are rotation invariant or not affine)."""
-        if self.name == "none" or self.eps == 0:
+        if self.name == "learned":
+            return lambda y, s: learned.score(self.params, y, s)
+        if is_exact(self.name, self.eps):
             return score
         if self.name == "misspecified":
             shift = to_coords(self.params["shift"])
@@ -51,9 +56,14 @@ class ScoreError(NamedTuple):
         )
 
 
+def is_exact(name: str, eps: float) -> bool:
+    """Whether ŝ is the exact score."""
+    return name == "none" or (eps == 0 and name != "learned")
+
+
 def is_affine(name: str, eps: float) -> bool:
     """Whether ŝ stays affine when s is (what exact Gaussian laws need)."""
-    return name in ("none", "misspecified") or eps == 0
+    return name == "misspecified" or is_exact(name, eps)
 
 
 def _unit_field(params, y):
@@ -100,7 +110,7 @@ def measured(target, score_error: ScoreError, s_grid, n: int, key) -> dict:
     Returns {"eps_score_sq_weighted": (value, stderr), "eps_score_sq_mean": (value, stderr)}."""
     s = jnp.asarray(s_grid[:-1])
     gamma = jnp.asarray(s_grid[:-1] - s_grid[1:])
-    if score_error.name == "none" or score_error.eps == 0:
+    if is_exact(score_error.name, score_error.eps):
         zero = (0.0, 0.0)
         return {"eps_score_sq_weighted": zero, "eps_score_sq_mean": zero}
     approx = score_error.apply(target.score)

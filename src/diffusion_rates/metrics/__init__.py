@@ -164,7 +164,7 @@ def _reduces_to_1d(settings, grid, metric) -> bool:
     return (
         quadrature.valid(SAMPLERS[settings.sampler], settings.target)
         and settings.normalisation == "centred"
-        and settings.eps == 0.0
+        and score_error.is_exact(settings.score_error, settings.eps)
     )
 
 
@@ -184,6 +184,12 @@ ESTIMATORS = {
     "strong": Estimator(("strong",), lambda s, grid, m: strong.valid(s.sampler), _strong),
 }
 # why an estimator serves only some references, where there is more to say than which it serves
+# what an estimator needs of a run, where `valid` can refuse it
+NEEDS = {
+    "exact_gaussian": "a gaussian target and an affine score: score_error none or misspecified",
+    "quadrature": "a product, sphere or torus target (centred), a one-step sampler and the exact "
+    "score: score_error none",
+}
 ONLY_BECAUSE = {
     "strong": "it is pathwise, the distance to a fine reference path at δ, so data makes no "
     "sense for it",
@@ -237,7 +243,10 @@ def select(metric: str, settings, grid) -> str:
             givers = [n for n, e in ESTIMATORS.items() if metric in e.metrics]
             raise ConfigError(f"estimator.{metric}: one of {', '.join(givers)} (got {chosen!r})")
         if not ESTIMATORS[chosen].valid(settings, grid, metric):
-            raise ConfigError(f"estimator.{metric}: {chosen} is not valid for {_where(settings)}")
+            needs = f" (it needs {NEEDS[chosen]})" if chosen in NEEDS else ""
+            raise ConfigError(
+                f"estimator.{metric}: {chosen} is not valid for {_where(settings)}{needs}"
+            )
         if settings.reference not in ESTIMATORS[chosen].references:
             raise _unserved(metric, chosen, settings, grid)
         return chosen

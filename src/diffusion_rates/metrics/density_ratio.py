@@ -51,6 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from diffusion_rates import score_error
 from diffusion_rates.metrics import exact
 from diffusion_rates.noise import normal
 from diffusion_rates.precision import with_dtype
@@ -115,7 +116,7 @@ def span_refusal(cfg) -> str | None:
     needs components N(μ_k, c² I) with one c, the exact (symmetric) score, and a complement with
     a density at δ (c > 0 or δ > 0)."""
     t, error = cfg.target, cfg.score_error
-    if float(error.eps) != 0.0 and error.name != "none":
+    if not score_error.is_exact(error.name, float(error.eps)):
         return f"a score error breaks the symmetry (score_error={error.name})"
     if t.name == "lcw_gmm":
         c = 1.0
