@@ -294,6 +294,6 @@ def notes(records: pd.DataFrame) -> list[str]:
     ]
 
 
-def appendix(out_dir: Path, scale: str) -> list[str]:
+def appendix(out_dir: Path, scale: str, runs: Path) -> list[str]:
     """The mechanism behind the claim, measured on the `lcw` sweep's mixtures."""
     return lcw_mechanism.section(out_dir, **MECHANISM_SIZES.get(scale, {}))

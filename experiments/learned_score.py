@@ -4,14 +4,15 @@ Every bound under test has a score-error term: BBDD's KL ≲ ε² with ε² the 
 Σ_k γ_k E‖ŝ − s‖² (Assumption H2), LCW's TV ≲ ε √(log N) with ε² the plain average over the
 steps (Eq. 7), PTW's W2 floor linear in the RMS error. The other sweeps meet them with
 synthetic errors; here the score is a network (`score_error=learned`) trained by denoising
-score matching on exact samples, for 30 to 10⁴ Adam steps, so its error is what practice gives:
+score matching on exact samples, for 30 to 10⁴ Adam steps (for PTW: 3000 steps on 8 to 256
+samples, the sparse-data error), so its error is what practice gives:
 largest at small noise and where the data are sparse, not affine. ε² is measured exactly as for
 the synthetic errors (the exact score is known), and each claim's error metric is fitted against
 it beside the synthetic `bias` error (norm ε at every point) on the same runs. Sweeps:
 `bbdd_learned` and `bbdd_bias` (lcw_gmm, K = d = 4, `ei` on the `bbdd` schedule, T = 5,
 δ = 1e-2: KL by density_ratio against the weighted ε²), `lcw_learned` beside `lcw_score_error`
 (DDPM on the `lcw` schedule: TV against the plain-average ε), `ptw_learned` and `ptw_bias`
-(`sra1` at 128 steps on the anisotropic Gaussian, d = 2: W2, Gelbrich's lower bound
+(`sra1` at 64 steps on the anisotropic Gaussian, d = 2: W2, Gelbrich's lower bound
 `gaussian_fit`, against the RMS ε). Predicted exponents: 1 in ε² for KL, 1 in ε for TV and W2.
 """
 
@@ -102,7 +103,10 @@ PANELS = [
 
 
 def _fit(frame: pd.DataFrame, x: str) -> rates.Fit:
-    return rates.fit_loglog(frame[x], frame.value, frame.floor, frame.stderr)
+    """The exponent and its interval as the fit table has them (`rates.fit_loglog_seeds`), with
+    the least-squares intercept of the same usable points (`rates.fit_loglog`)."""
+    line = rates.fit_loglog(frame[x], frame.value, frame.floor, frame.stderr)
+    return rates.fit_loglog_seeds(frame, x=x)._replace(intercept=line.intercept)
 
 
 def comparison(records: pd.DataFrame) -> pd.DataFrame:
@@ -136,32 +140,26 @@ def comparison(records: pd.DataFrame) -> pd.DataFrame:
                 bias_constant=np.exp(b.intercept),
                 x_learned=f"{at[x].min():.3g}–{at[x].max():.3g}",
                 ratio_to_bias=float(np.median(ratio)) if len(ratio) else np.nan,
+                verdict=rates.verdict(fits["learned"], predicted),
             )
         )
     return pd.DataFrame(rows)
 
 
 def _tracks(r) -> str:
-    """Whether the bound's term describes the learned error: its exponent where predicted
-    (interval within ±0.2 of it, or containing it) and a constant within 3× of the bias
-    error's at the same measured ε."""
-    if not np.isfinite(r.learned_slope) or not np.isfinite(r.ratio_to_bias):
+    """Whether the bound's term describes the learned error: the learned exponent's verdict
+    against the prediction (`rates.verdict`, as in the fit table) and a constant within 3× of
+    the bias error's at the same measured ε."""
+    if not np.isfinite(r.ratio_to_bias):
         return "no fit: fewer than 2 usable points (see the fit table)"
-    consistent = abs(r.learned_slope - r.predicted) <= 0.2 or (
-        r.learned_ci_low <= r.predicted <= r.learned_ci_high
-    )
-    close = 1 / 3 <= r.ratio_to_bias <= 3
-    if consistent and close:
-        return "tracks it: exponent and constant as for the bias error"
-    if consistent:
-        return (
-            f"the exponent tracks it, the constant does not: {r.ratio_to_bias:.2g}× the bias "
-            "error's at the same measured ε"
-        )
-    return (
-        f"does not track it: exponent {r.learned_slope:.2f} against {r.predicted:g}, "
-        f"{r.ratio_to_bias:.2g}× the bias error's value at the same measured ε"
-    )
+    ratio = f"{r.ratio_to_bias:.2g}× the bias error's value at the same measured ε"
+    if r.verdict == "consistent":
+        if 1 / 3 <= r.ratio_to_bias <= 3:
+            return f"tracks it: exponent consistent, {ratio}"
+        return f"the exponent tracks it, the constant does not: {ratio}"
+    if r.verdict == "inconclusive":
+        return f"exponent inconclusive (interval too wide or too few points); {ratio}"
+    return f"does not track it: exponent {r.verdict}; {ratio}"
 
 
 def notes(records: pd.DataFrame) -> list[str]:
@@ -202,7 +200,7 @@ def profile(overrides: list[tuple], levels: np.ndarray) -> pd.DataFrame:
         for k, s in enumerate(levels):
             rows.append(
                 dict(
-                    run=" ".join(run[1:]),
+                    run=run[-1],
                     target=built.target.name,
                     s=s,
                     error_sq=float(error(np.float64(s), k)),
@@ -211,32 +209,43 @@ def profile(overrides: list[tuple], levels: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def appendix(out_dir: Path, scale: str) -> list[str]:
-    """The learned networks' error over the noise levels, with the bias error's (flat)."""
+def appendix(out_dir: Path, scale: str, runs: Path) -> list[str]:
+    """The learned networks' error over the noise levels, with the bias error's (flat); the
+    networks are those the sweeps trained into runs/networks (trained again if missing)."""
     configs = Path(app.CONFIG_DIR)
-    steps = str(OmegaConf.load(configs / "scale" / f"{scale}.yaml").learned.train_steps)
+    grid = OmegaConf.load(configs / "scale" / f"{scale}.yaml").learned
+    knobs = {
+        "lcw_learned": ("train_steps", grid.train_steps),
+        "ptw_learned": ("data_size", grid.ptw_data_sizes),
+    }
     runs = [
-        (f"experiment={sweep}", f"scale={scale}", f"score_error.train_steps={k}")
-        for sweep in ("lcw_learned", "ptw_learned")
-        for k in steps.split(",")
+        (
+            f"experiment={sweep}",
+            f"scale={scale}",
+            f"output.networks={runs / 'networks'}",
+            f"score_error.{key}={k}",
+        )
+        for sweep, (key, values) in knobs.items()
+        for k in str(values).split(",")
     ]
     options = OmegaConf.load(configs / "score_error" / "learned.yaml")
     levels = np.geomspace(options.s_min, options.s_max, PROFILE_LEVELS)
     table = profile(runs, levels)
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / "profile.csv", index=False)
-    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True, layout="constrained")
     for ax, (target, g) in zip(axes, table.groupby("target", sort=False), strict=False):
         for j, (run, h) in enumerate(g.groupby("run", sort=False)):
             ax.loglog(
                 h.s,
                 h.error_sq,
                 color=plt.cm.viridis(j / max(1, g.run.nunique() - 1)),
-                label=run.split("train_steps=")[-1] + " steps",
+                label=run.split(".")[-1].replace("=", " "),
             )
         ax.set(title=f"{target}: learned score's error", xlabel="noise level s (OU clock)")
     axes[0].set_ylabel("E_{q_s}‖ŝ − s‖²")
-    axes[-1].legend(title="training", loc="center left", bbox_to_anchor=(1.02, 0.5))
+    for ax in axes:
+        ax.legend(title="network", fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     paths = [out_dir / f"error_profile.{ext}" for ext in ("png", "pdf")]
     for p in paths:
         fig.savefig(p, dpi=130, bbox_inches="tight")
@@ -252,7 +261,8 @@ def appendix(out_dir: Path, scale: str) -> list[str]:
         "",
         f"E_{{q_s}}‖ŝ − s‖² at {PROFILE_LEVELS} levels s from {options.s_min:g} to "
         f"{options.s_max:g} ({PROFILE_SAMPLES} exact draws each; `profile.csv`) for the networks "
-        f"of `lcw_learned` (lcw_gmm) and `ptw_learned` (gaussian_aniso). The bias error is flat "
+        "of `lcw_learned` (lcw_gmm, by training steps) and `ptw_learned` (gaussian_aniso, by "
+        "training data). The bias error is flat "
         f"(ε² at every level); the learned one is {ratio.min():.3g}–{ratio.max():.3g} times "
         "larger at the smallest level than at the largest, so the two papers' averages weigh it "
         f"differently: the step-weighted one (BBDD) discounts the small levels by γ_k, the plain "

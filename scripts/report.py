@@ -35,11 +35,11 @@ def headline(rows: list[dict]) -> list[str]:
     return lines
 
 
-def analyse(exp, recs: pd.DataFrame, out: Path, scale: str):
+def analyse(exp, recs: pd.DataFrame, out: Path, scale: str, runs: Path):
     """Fits, figures (paths relative to the results folder), section and headline rows of one
     claim: declared claims (SPECS, PANELS) go through experiments.common, the calibration
-    through its own functions; a claim's `appendix(out, scale)` (measurements of its own, not
-    from the sweeps' records) closes its section."""
+    through its own functions; a claim's `appendix(out, scale, runs)` (measurements of its own,
+    not from the sweeps' records; `runs`, the sweeps' folder) closes its section."""
     results = out.parent
     if hasattr(exp, "SPECS"):
         table = common.fits(exp, recs)
@@ -48,7 +48,7 @@ def analyse(exp, recs: pd.DataFrame, out: Path, scale: str):
         left_out = [line for d in drawn for line in d.left_out]
         section = common.claim_section(exp, recs, table, figures, left_out)
         if hasattr(exp, "appendix"):
-            section += "\n" + "\n".join(exp.appendix(out, scale))
+            section += "\n" + "\n".join(exp.appendix(out, scale, runs))
         first = figures[0] if figures else ""
         return table, figures, section, common.summary(table, exp.NAME, first)
     table = exp.fits(recs)
@@ -89,7 +89,7 @@ def main() -> None:
         out.mkdir(parents=True, exist_ok=True)
         recs = recs.sort_values(["experiment", "sampler", "schedule", "d", "steps", "metric"])
         recs.to_parquet(out / "records.parquet", index=False)
-        table, figures, section, summary = analyse(exp, recs, out, args.scale)
+        table, figures, section, summary = analyse(exp, recs, out, args.scale, args.runs)
         table.to_csv(out / "fits.csv", index=False)
         sections.append(section)
         rows += summary

@@ -38,6 +38,7 @@ def sweep(name: str, runs: Path) -> int:
                     "scale=smoke",
                     *job,
                     f"output.dir={runs / name / f'job{i}'}",
+                    f"output.networks={runs / 'networks'}",
                 ],
             )
             app.run(cfg)
@@ -48,7 +49,9 @@ def sweep(name: str, runs: Path) -> int:
 def report(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     results = tmp_path_factory.mktemp("results")
-    counts = {s: sweep(s, runs) for exp in EXPERIMENTS for s in exp.SWEEPS}
+    # a sweep two claims read (lcw_score_error) runs once
+    names = dict.fromkeys(s for exp in EXPERIMENTS for s in exp.SWEEPS)
+    counts = {s: sweep(s, runs) for s in names}
     done = subprocess.run(
         [
             sys.executable,
@@ -101,3 +104,16 @@ def test_verdicts_are_computed_from_the_fits(report):
             counts = group.verdict.value_counts()
             assert row.verdict == ", ".join(f"{v} {n}/{len(group)}" for v, n in counts.items())
             assert f"| {exp.NAME} | {row.quantity} |" in text
+
+
+def test_learned_scores_are_compared_with_the_bias_error_and_profiled(report):
+    """The learned_score section has its learned-against-bias table and the error profile of
+    every network over the noise levels, measured in the report's own folder of networks."""
+    runs, results, _ = report
+    text = (results / "REPORT.md").read_text()
+    assert "| claim | metric vs | learned exponent [95%] |" in text
+    assert "### The learned error over noise levels" in text
+    profile = pd.read_csv(results / "learned_score" / "profile.csv")
+    assert set(profile.target) == {"lcw_gmm", "gaussian"}
+    assert (profile.error_sq > 0).all() and profile.run.nunique() == 4
+    assert len(list((runs / "networks").glob("*.npz"))) == 4

@@ -16,10 +16,8 @@ from experiments import learned_score
 CONFIG = OmegaConf.load("configs/score_error/learned.yaml")
 
 
-def _options(tmp_path, **changes):
-    return learned.options_from_config(
-        OmegaConf.merge(CONFIG, {"width": 16, "cache_dir": str(tmp_path), **changes})
-    )
+def _options(**changes):
+    return learned.options_from_config(OmegaConf.merge(CONFIG, {"width": 16, **changes}))
 
 
 def _data(n=512):
@@ -38,8 +36,8 @@ def _error(weights, s_min=1e-3):
     return float(total / 16)
 
 
-def test_training_is_reproducible_from_the_seed(tmp_path):
-    options = _options(tmp_path, train_steps=150)
+def test_training_is_reproducible_from_the_seed():
+    options = _options(train_steps=150)
     first, loss_1 = learned.fit(_data(), options, jax.random.PRNGKey(0))
     again, loss_2 = learned.fit(_data(), options, jax.random.PRNGKey(0))
     other, _ = learned.fit(_data(), options, jax.random.PRNGKey(1))
@@ -49,11 +47,9 @@ def test_training_is_reproducible_from_the_seed(tmp_path):
     assert any(not np.array_equal(first[k], other[k]) for k in first)
 
 
-def test_longer_training_lowers_the_error_against_the_exact_score(tmp_path):
+def test_longer_training_lowers_the_error_against_the_exact_score():
     errors = [
-        _error(
-            learned.fit(_data(2048), _options(tmp_path, train_steps=n), jax.random.PRNGKey(0))[0]
-        )
+        _error(learned.fit(_data(2048), _options(train_steps=n), jax.random.PRNGKey(0))[0])
         for n in (20, 200, 2000)
     ]
     assert errors[0] > errors[1] > errors[2]
@@ -70,15 +66,17 @@ def test_the_score_is_queried_at_s_min_below_it():
 
 def test_the_trained_network_is_cached_by_its_config(tmp_path):
     target = dr.target("gaussian", d=2).law
-    options = _options(tmp_path, train_steps=50, data_size=256)
+    options = _options(train_steps=50, data_size=256)
     config = {"name": "gaussian", "d": 2}
-    first = learned.trained(target, config, options, 0, records.code_version())
+    first = learned.trained(target, config, options, 0, records.code_version(), tmp_path)
     assert len(list(tmp_path.glob("*.npz"))) == 1
-    loaded = learned.trained(target, config, options, 0, records.code_version())
+    loaded = learned.trained(target, config, options, 0, records.code_version(), tmp_path)
     for k in first["weights"]:
         np.testing.assert_array_equal(first["weights"][k], loaded["weights"][k])
-    learned.trained(target, config, options._replace(train_steps=60), 0, records.code_version())
-    learned.trained(target, {**config, "d": 3}, options, 0, "other code")
+    learned.trained(
+        target, config, options._replace(train_steps=60), 0, records.code_version(), tmp_path
+    )
+    learned.trained(target, {**config, "d": 3}, options, 0, "other code", tmp_path)
     assert len(list(tmp_path.glob("*.npz"))) == 3
 
 
@@ -89,7 +87,7 @@ def test_a_learned_run_measures_its_error_in_both_senses(tmp_path):
         "score_error=learned",
         "score_error.train_steps=100",
         "score_error.width=16",
-        f"score_error.cache_dir={tmp_path}",
+        f"output.networks={tmp_path}",
         "metrics=[w2]",
         "n_samples=512",
         "steps=16",
@@ -104,7 +102,7 @@ def test_a_learned_run_measures_its_error_in_both_senses(tmp_path):
         "score_error=learned",
         "score_error.train_steps=100",
         "score_error.width=16",
-        f"score_error.cache_dir={tmp_path}",
+        f"output.networks={tmp_path}",
         "steps=16",
     )
     assert built.score_error.name == "learned"

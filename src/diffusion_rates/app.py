@@ -126,7 +126,7 @@ def job_config(overrides: list[str], validate=config_mod.validate) -> DictConfig
 def _resolved_without_hydra(cfg: DictConfig) -> DictConfig:
     """The config with `output.dir` (a Hydra runtime value) left unresolved."""
     plain = OmegaConf.to_container(cfg, resolve=False)
-    plain["output"] = {"dir": "unresolved"}
+    plain["output"]["dir"] = "unresolved"
     return OmegaConf.create(OmegaConf.to_container(OmegaConf.create(plain), resolve=True))
 
 

@@ -204,6 +204,7 @@ def build(cfg) -> Run:
             learned.options_from_config(e),
             e.seed,
             records.code_version(),
+            cfg.output.networks,
         )
         error = score_error.ScoreError("learned", 0.0, network)
     else:

@@ -21,9 +21,10 @@ The network: an MLP of `depth` hidden layers of `width` SiLU units on (y, log σ
 Fourier features), LeCun-normal weights; Adam (optax) at a constant learning rate on minibatches
 of `batch_size`, in float64, every random number from the seed.
 
-Training is deterministic from (the target's config, the options, the seed) and cached under
-`cache_dir` by the hash of those and of the package's code: a second run with the same network
-loads it (`<hash>.npz`).
+Training is deterministic from (the target's config, the options, the seed) and cached in the
+directory `output.networks` (default runs/networks) by the hash of those and of the package's
+code: a second run with the same network loads it (`<hash>.npz`). Where it is kept is not part of
+a run's id.
 """
 
 from __future__ import annotations
@@ -60,7 +61,6 @@ class Options(NamedTuple):
     s_min: float  # the noise levels trained on, U[s_min, s_max] in the OU clock
     s_max: float
     noise_levels: str  # how s is drawn: uniform or log_uniform
-    cache_dir: str  # where trained networks are kept
 
 
 def options_from_config(c) -> Options:
@@ -75,7 +75,6 @@ def options_from_config(c) -> Options:
         s_min=number("score_error.s_min", c.s_min, 0.0, low_open=True),
         s_max=number("score_error.s_max", c.s_max, 0.0, low_open=True),
         noise_levels=choice("score_error.noise_levels", c.noise_levels, NOISE_LEVELS),
-        cache_dir=str(c.cache_dir),
     )
     if options.s_max <= options.s_min:
         raise ConfigError(
@@ -168,25 +167,23 @@ def fit(data, options: Options, key) -> tuple[dict, float]:
 
 
 def cache_key(target_config: dict, options: Options, seed: int, code_version: str) -> str:
-    """The hash a trained network is cached under: the target's config, the training options
-    (all but where they are kept), the seed and the package's code."""
+    """The hash a trained network is cached under: the target's config, the training options,
+    the seed and the package's code."""
     text = json.dumps(
-        {
-            "target": target_config,
-            "options": options._replace(cache_dir="")._asdict(),
-            "seed": seed,
-        },
+        {"target": target_config, "options": options._asdict(), "seed": seed},
         sort_keys=True,
         default=str,
     )
     return hashlib.sha256((text + code_version).encode()).hexdigest()[:16]
 
 
-def trained(target, target_config: dict, options: Options, seed: int, code_version: str) -> dict:
+def trained(
+    target, target_config: dict, options: Options, seed: int, code_version: str, directory
+) -> dict:
     """The network ({"weights", "s_min"}, `score`'s params) for this target, options and seed:
-    loaded from cache_dir/<hash>.npz if it was trained before, else trained on
+    loaded from directory/<hash>.npz if it was trained before, else trained on
     target.sample(·, data_size, 0) and saved there."""
-    path = Path(options.cache_dir) / f"{cache_key(target_config, options, seed, code_version)}.npz"
+    path = Path(directory) / f"{cache_key(target_config, options, seed, code_version)}.npz"
     s_min = jnp.float64(options.s_min)
     if path.exists():
         with np.load(path) as saved:
