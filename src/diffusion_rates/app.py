@@ -154,7 +154,9 @@ def run(cfg: DictConfig) -> Path | None:
         raise
     except Exception as exc:
         nan = float("nan")
-        results = {m: ("none", metrics.Value(nan, nan, nan, _failure(exc))) for m in cfg.metrics}
+        results = {
+            m: ("none", metrics.Value(nan, nan, nan, metrics.failure(exc))) for m in cfg.metrics
+        }
     wall = time.perf_counter() - start
     target = built.target if built else None
     d = getattr(target, "d", cfg.target.get("d"))
@@ -219,16 +221,6 @@ def _status(v: metrics.Value) -> str:
     if math.isfinite(v.value) or v.status.startswith(records.FAILED):
         return v.status
     return "non-finite value" if v.status == "ok" else f"non-finite value; {v.status}"
-
-
-def _failure(exc: Exception) -> str:
-    """The status of a run that raised `exc`: non-finite, timeout or error, and one line why."""
-    why = next(iter(str(exc).strip().splitlines()), "")[:300]
-    if isinstance(exc, FloatingPointError):
-        return f"non-finite: {why}"
-    if isinstance(exc, TimeoutError):
-        return f"timeout: {why}"
-    return f"error: {type(exc).__name__}: {why}"
 
 
 def _time_limit() -> float | None:

@@ -67,8 +67,26 @@ def code_version() -> str:
     return digest.hexdigest()[:12]
 
 
+def read_files(config, key: str = "") -> dict[str, str]:
+    """{dotted key: SHA-256 of the file's bytes} for every `*_file` key of the config naming a
+    file: the data a config reads, which its path alone does not pin down."""
+    if not isinstance(config, dict):
+        return {}
+    found = {}
+    for k, v in config.items():
+        dotted = f"{key}.{k}" if key else str(k)
+        if isinstance(v, dict):
+            found.update(read_files(v, dotted))
+        elif str(k).endswith("_file") and isinstance(v, str) and Path(v).is_file():
+            found[dotted] = hashlib.sha256(Path(v).read_bytes()).hexdigest()
+    return found
+
+
 def run_id(config: dict) -> str:
+    """The cache key: the resolved config (NOT_HASHED left out), the bytes of every file it reads
+    (`read_files`) and the code version."""
     hashed = {k: v for k, v in config.items() if k not in NOT_HASHED}
+    hashed["_files"] = read_files(hashed)
     text = json.dumps(hashed, sort_keys=True, default=str) + code_version()
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
