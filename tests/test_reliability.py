@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from diffusion_rates import app, metrics, records
+from diffusion_rates import app, memory, metrics, records
+from diffusion_rates.validation import ConfigError
 
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*validated against ConfigStore schema")
 TINY = ["target=gaussian", "target.d=2", "steps=4", "n_samples=64"]
@@ -59,3 +60,73 @@ def test_run_id_covers_the_bytes_of_the_files_a_config_reads(tmp_path):
     assert not np.allclose(first.value, second.value)
     resolved = {"target": {"spectrum_file": str(spectrum)}}
     assert records.run_id(resolved) != records.run_id({"target": {"spectrum_file": "x"}})
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-m", "steps=8,16,32", "output.dir=/tmp/x"],
+        ["-m", "experiment=gaussian_baseline", "scale=smoke", "output.dir=/tmp/x"],
+        ["-m", "steps=8,16", "hydra.sweep.subdir=same"],
+    ],
+)
+def test_a_sweep_whose_jobs_share_an_output_dir_is_refused(argv):
+    """Item 1: every job would write the same records.parquet, each over the last."""
+    with pytest.raises(ConfigError, match=r"^(output\.dir|hydra\.sweep\.subdir): .*jobs"):
+        app.check_command_line(argv)
+    app.check_command_line(["-m", "steps=8", "output.dir=/tmp/x"])  # one job: its own folder
+    app.check_command_line(["-m", "steps=8,16"])  # a folder per job
+
+
+@pytest.mark.parametrize(
+    "argv,key",
+    [
+        (["target=gmm", "target.K=10000000"], "target.K"),
+        (["target=gmm", "n_samples=1000000000", "metrics=[kl]"], "n_samples"),
+    ],
+)
+def test_sizes_that_cannot_fit_in_memory_are_refused_before_compute(argv, key, monkeypatch):
+    """Item 4: refused in one line naming the key and the estimate, unless the machine is
+    declared bigger."""
+    with pytest.raises(ConfigError, match=rf"^{key}: .* GB") as info:
+        app.check_command_line(argv)
+    assert "\n" not in str(info.value) and memory.ENV in str(info.value)
+    monkeypatch.setenv(memory.ENV, "1e6")
+    app.check_command_line(argv)
+
+
+def test_exact_estimators_need_no_samples_in_memory():
+    app.check_command_line(["target=gaussian", "n_samples=1000000000", "metrics=[kl]"])
+
+
+@pytest.mark.parametrize("where", ["/proc/x", "file/below"])
+def test_an_unwritable_output_dir_is_refused_before_compute(where, tmp_path, monkeypatch):
+    """Item 4: an output.dir that cannot be written stops the run before any compute."""
+    (tmp_path / "file").write_text("")
+    out = where if where.startswith("/") else tmp_path / where
+    monkeypatch.setattr(metrics, "measure", lambda built: pytest.fail("computed"))
+    with pytest.raises(ConfigError, match=r"^output\.dir: a folder this process can write"):
+        app.run(_config(out))
+
+
+@pytest.mark.parametrize("argv", [["+foo=1"], ["++steps=8"], ["-m", "+bar=1,2"]])
+def test_adding_keys_is_refused(argv):
+    """Item 8: `+key` would add a key no code reads, and change the run id."""
+    with pytest.raises(ConfigError, match=r"^\+"):
+        app.check_command_line(argv)
+
+
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("DIFFUSION_RATES_TIMEOUT_S", "abc"),
+        ("DIFFUSION_RATES_TIMEOUT_S", "-1"),
+        ("DIFFUSION_RATES_MEMORY_GB", "lots"),
+        ("DIFFUSION_RATES_DONE", "no-fingerprint"),
+    ],
+)
+def test_malformed_environment_settings_are_refused(name, value, monkeypatch):
+    """Item 8: a malformed setting is one line before anything runs, not an error per run."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=rf"^{name}: .*\(got '{value}'\)$"):
+        app.check_environment()

@@ -25,14 +25,15 @@ from pathlib import Path
 import hydra
 import jax
 from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from diffusion_rates import compile_cache, metrics, records
+from diffusion_rates import compile_cache, memory, metrics, records
 from diffusion_rates import config as config_mod
-from diffusion_rates.validation import ConfigError
+from diffusion_rates.validation import ConfigError, positive_env
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
 GROUPS = ("target", "process", "sampler", "schedule", "score_error", "scale", "experiment")
@@ -85,9 +86,19 @@ def _expand(overrides: list[str]) -> list[list[str]]:
     return lines
 
 
+def check_environment() -> None:
+    """The environment settings the runs read, checked once before anything starts."""
+    positive_env(TIMEOUT_ENV, "seconds")
+    positive_env(memory.ENV, "GB")
+    if (done := os.environ.get(DONE_ENV)) and " " not in done.strip():
+        raise ConfigError(f"{DONE_ENV}: '<file> <fingerprint>' (got {done!r})")
+
+
 def check_command_line(argv: list[str]) -> None:
     """Compose and validate the config of each command line `_expand` gives; raise ConfigError."""
     overrides = [a for a in argv if not a.startswith("-")]
+    if added := [o for o in overrides if o.startswith("+")]:  # a key no code reads, hashed
+        raise ConfigError(f"{added[0]}: adding keys is refused; override those of configs/")
     try:
         lines = _expand(overrides)
     except Exception as exc:
@@ -99,11 +110,32 @@ def check_command_line(argv: list[str]) -> None:
             except Exception as exc:
                 raise ConfigError(_one_line(exc)) from None
             params = cfg.hydra.sweeper.get("params") or {}
+            if any(a in ("-m", "--multirun") for a in argv):
+                _one_folder_per_job(cfg, overrides, params)
             sweep = [
                 f"{k}={v}" for k, v in params.items() if k not in {o.split("=")[0] for o in line}
             ]
             for swept in _expand(sweep) if sweep else [[]]:
                 job_config(line + swept)
+
+
+def _one_folder_per_job(cfg: DictConfig, overrides: list[str], params) -> None:
+    """Refuse a sweep of several jobs whose output folder does not depend on the job (a fixed
+    output.dir or hydra.sweep.subdir): each job would overwrite the records of the last."""
+    parsed = OverridesParser.create().parse_overrides(
+        [f"{k}={v}" for k, v in params.items()] + overrides
+    )
+    jobs = sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
+    folders = {
+        "output.dir": OmegaConf.to_container(cfg.output, resolve=False)["dir"],
+        "hydra.sweep.subdir": OmegaConf.to_container(cfg.hydra.sweep, resolve=False)["subdir"],
+    }
+    for key, value in folders.items():
+        if jobs > 1 and "${" not in str(value):
+            raise ConfigError(
+                f"{key}: one folder per job, and the {jobs} jobs of this sweep would all write "
+                f"{value!r}; leave it unset (hydra.sweep.dir=<folder> moves the sweep)"
+            )
 
 
 def job_config(overrides: list[str], validate=config_mod.validate) -> DictConfig:
@@ -144,6 +176,7 @@ def run(cfg: DictConfig) -> Path | None:
     if not cfg.force and records.cached(out_dir, rid):
         tqdm.write(f"cached {out_dir}")  # above a sweep's progress bar, if any (progress.py)
         return out_dir / records.RECORDS
+    records.check_writable(out_dir)
     start = time.perf_counter()
     built = None
     try:  # a failure is a result too: a row whose status names it, and the sweep goes on
@@ -226,8 +259,8 @@ def _status(v: metrics.Value) -> str:
 def _time_limit() -> float | None:
     """Seconds a run may take: $DIFFUSION_RATES_TIMEOUT_S, else 90% of the submitit launcher's
     timeout_min (so the run records its timeout before SLURM kills the job), else none."""
-    if os.environ.get(TIMEOUT_ENV):
-        return float(os.environ[TIMEOUT_ENV])
+    if seconds := positive_env(TIMEOUT_ENV, "seconds"):
+        return seconds
     if HydraConfig.initialized() and HydraConfig.get().launcher.get("timeout_min"):
         return 0.9 * 60 * float(HydraConfig.get().launcher.timeout_min)
     return None
@@ -311,6 +344,7 @@ def main() -> None:
         # parent process never takes a GPU (and its memory) from the workers it launches.
         jax.config.update("jax_platforms", "cpu")
     try:
+        check_environment()
         check_command_line(sys.argv[1:])
     except ConfigError as exc:
         print(f"diffusion-rates: {exc}", file=sys.stderr)

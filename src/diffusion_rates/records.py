@@ -18,6 +18,8 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from diffusion_rates.validation import ConfigError
+
 RECORDS = "records.parquet"
 COLUMNS = [
     "run_id",
@@ -102,6 +104,21 @@ def cached(out_dir: Path, rid: str) -> bool:
         return False
     retried = frame.status.astype(str).str.startswith(RETRIED).any()
     return len(frame) > 0 and bool((frame.run_id == rid).all()) and not retried
+
+
+def check_writable(out_dir: Path) -> None:
+    """Refuse, before any compute, an output folder this process cannot create or write into
+    (a read-only place such as /proc, a path below a file), rather than lose the run's result
+    to a traceback when it is written."""
+    probe = Path(out_dir) / f".probe.{os.getpid()}"
+    try:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"output.dir: a folder this process can write (got {str(out_dir)!r}: {exc.strerror})"
+        ) from None
 
 
 def _atomic_write(path: Path, write) -> None:
