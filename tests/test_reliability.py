@@ -130,3 +130,23 @@ def test_malformed_environment_settings_are_refused(name, value, monkeypatch):
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=rf"^{name}: .*\(got '{value}'\)$"):
         app.check_environment()
+
+
+@pytest.mark.parametrize(
+    "content,why",
+    [
+        (np.ones((3, 2)), "a 1-D array"),
+        (np.array(["a", "b", "c"]), "an array of numbers"),
+        (b"not an npy file", "a .npy file"),
+    ],
+)
+def test_a_spectrum_file_that_is_not_a_1d_float_array_is_refused_naming_the_key(
+    content, why, tmp_path
+):
+    """Item 8: numpy's own message, or a 2-D array called "not finite", named no key."""
+    path = tmp_path / "spectrum.npy"
+    path.write_bytes(content) if isinstance(content, bytes) else np.save(path, content)
+    argv = ["target.spectrum=file", f"target.spectrum_file={path}", "target.d=3"]
+    with pytest.raises(ConfigError, match=rf"^target\.spectrum_file: {why}") as info:
+        app.check_command_line(argv)
+    assert "\n" not in str(info.value)
