@@ -137,9 +137,10 @@ def _eigenvalues(path) -> np.ndarray:
     (numpy's own messages name neither)."""
     try:
         values = np.load(path, allow_pickle=False)
-        assert isinstance(values, np.ndarray)  # not an .npz archive
     except Exception:
-        raise ConfigError(f"target.spectrum_file: a .npy file of eigenvalues ({path})") from None
+        values = None
+    if not isinstance(values, np.ndarray):  # unreadable, pickled, or an .npz archive
+        raise ConfigError(f"target.spectrum_file: a .npy file of eigenvalues ({path})")
     if values.dtype.kind not in "iuf":
         raise ConfigError(f"target.spectrum_file: an array of numbers (got {values.dtype}; {path})")
     if values.ndim != 1:
