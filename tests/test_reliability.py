@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from diffusion_rates import app, memory, metrics, records
+from diffusion_rates import app, memory, metrics, records, status
 from diffusion_rates.validation import ConfigError
 
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*validated against ConfigStore schema")
@@ -17,7 +17,7 @@ TINY = ["target=gaussian", "target.d=2", "steps=4", "n_samples=64"]
 
 def _config(out, *overrides):
     with initialize_config_dir(app.CONFIG_DIR, version_base=None):
-        return compose("config", overrides=[*TINY, *overrides, f"output.dir={out}"])
+        return compose("config", overrides=[*TINY, *overrides, f"output.dir='{out}'"])
 
 
 OOM = (
@@ -150,3 +150,25 @@ def test_a_spectrum_file_that_is_not_a_1d_float_array_is_refused_naming_the_key(
     with pytest.raises(ConfigError, match=rf"^target\.spectrum_file: {why}") as info:
         app.check_command_line(argv)
     assert "\n" not in str(info.value)
+
+
+def test_status_and_aggregation_agree_on_records_of_another_job(tmp_path, capsys):
+    """Item 5: a job folder holding another job's records (copied, or written by a sweep
+    misconfigured before the refusal of item 1) is not done, and aggregation says what it
+    drops instead of losing a point without a word."""
+    grid = [*TINY, "steps=4,8", f"hydra.sweep.dir={tmp_path}"]
+    root, dirs = status.jobs(grid)
+    for sub in dirs:
+        app.run(_config(root / sub, *sub.split(",")))
+    assert len(status.survey(grid)["done"]) == 2
+    first, second = (root / sub / records.RECORDS for sub in dirs)
+    second.write_bytes(first.read_bytes())
+    capsys.readouterr()
+    got = status.survey(grid)
+    assert got["done"] == [dirs[0]]
+    ((sub, why),) = got["missing"]
+    assert sub == dirs[1] and why.startswith("records of another job")
+    frame = records.collect(root)
+    assert frame.run_id.nunique() == 1
+    said = capsys.readouterr().out
+    assert "dropping" in said and str(second) in said and str(first) in said

@@ -137,18 +137,25 @@ def write(out_dir: Path, rows: list[dict], config_yaml: str) -> Path:
 
 
 def collect(root: Path) -> pd.DataFrame:
-    """All records under `root` (a sweep directory), one frame; unreadable files are skipped."""
+    """All records under `root` (a sweep directory), one frame; unreadable files are skipped, and
+    a run found in several files (a job folder holding a copy of another's records) is kept
+    once; both say so, naming the files, as the status command counts such a folder missing."""
     frames = []
     paths = sorted(Path(root).rglob(RECORDS))
     # a progress bar on a terminal only (disable=None: quiet when stderr is not a tty)
     for path in tqdm(paths, desc=f"records {Path(root).name}", unit="run", disable=None):
         try:
-            frames.append(pd.read_parquet(path))
+            frames.append(pd.read_parquet(path).assign(_file=str(path)))
         except Exception as exc:
             tqdm.write(f"skipping unreadable {path}: {exc}")
     if not frames:
         return pd.DataFrame(columns=COLUMNS)
-    return pd.concat(frames, ignore_index=True).drop_duplicates(["run_id", "metric"], keep="last")
+    frame = pd.concat(frames, ignore_index=True)
+    twice = frame.duplicated(["run_id", "metric"], keep="last")
+    for (rid, dropped), rows in frame[twice].groupby(["run_id", "_file"]):
+        kept = frame[~twice & (frame.run_id == rid)]._file.iloc[0]
+        tqdm.write(f"dropping {len(rows)} rows of run {rid} from {dropped}: kept those of {kept}")
+    return frame[~twice].drop(columns="_file").reset_index(drop=True)
 
 
 def failures(frame: pd.DataFrame) -> pd.DataFrame:

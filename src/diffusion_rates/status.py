@@ -4,11 +4,15 @@ Composes the sweep exactly as `diffusion-rates -m` with the same arguments would
 `hydra.sweeper.params` and the command line's own sweeps), finds each job's directory
 `<hydra.sweep.dir>/<override_dirname>`, and reads its records: a job is done (records, no failed
 status), failed (a status such as `non-finite: ...`, `error: ...`, `timeout: ...`, printed) or
-missing (no readable records). Prints a summary line, then one line per failed or missing job.
+missing (no readable records, or records of another job: their run id is not the one this
+job's config gives, so a rerun computes it). Prints a summary line, then one line per failed or
+missing job.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import sys
 from pathlib import Path
 
@@ -17,13 +21,20 @@ from hydra import compose, initialize_config_dir
 from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 
-from diffusion_rates.app import CONFIG_DIR, _expand, _one_line
-from diffusion_rates.records import RECORDS, code_version, failures
+from diffusion_rates.app import CONFIG_DIR, GROUPS, _expand, _one_line
+from diffusion_rates.records import RECORDS, code_version, failures, run_id
 
 
 def jobs(overrides: list[str]) -> tuple[Path, list[str]]:
     """The sweep directory and every job's subdirectory, as a multirun with `overrides` makes."""
+    root, batch = _batch(overrides)
+    return root, list(batch)
+
+
+def _batch(overrides: list[str]) -> tuple[Path, dict[str, list[str]]]:
+    """The sweep directory and {job subdirectory: the job's overrides}."""
     with initialize_config_dir(CONFIG_DIR, version_base=None):
         cfg = compose("config", overrides=_expand(overrides)[0], return_hydra_config=True)
     own = [o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]
@@ -31,24 +42,49 @@ def jobs(overrides: list[str]) -> tuple[Path, list[str]]:
     parser = OverridesParser.create()
     (batch,) = BasicSweeper.split_arguments(parser.parse_overrides(params + own), None)
     names = cfg.hydra.job.config.override_dirname
-    dirs = [
+    dirs = {
         get_overrides_dirname(
             parser.parse_overrides(job), list(names.exclude_keys), names.item_sep, names.kv_sep
-        )
+        ): job
         for job in batch
-    ]
+    }
     return Path(cfg.hydra.sweep.dir), dirs
+
+
+def _run_ids(batch: dict[str, list[str]]) -> dict[str, str]:
+    """{job subdirectory: the run id its run would record}, from each job's config as the run
+    sees it (not validated: a bad job is the sweep's to refuse). Hydra composes once per choice
+    of config groups (a compose costs ~0.1 s); each job's values are then set in a plain copy,
+    as the command line's values override every config file, and interpolations resolved."""
+    parser = OverridesParser.create()
+    composed, ids = {}, {}
+    with initialize_config_dir(CONFIG_DIR, version_base=None):
+        for sub, job in batch.items():
+            parsed = parser.parse_overrides(job)
+            values = [o for o in parsed if o.key_or_group not in GROUPS and not o.is_delete()]
+            groups = [o.input_line for o in parsed if o not in values]
+            if (chosen := tuple(groups)) not in composed:
+                cfg = compose("config", groups)
+                composed[chosen] = OmegaConf.to_container(cfg, resolve=False)
+            plain = copy.deepcopy(composed[chosen])
+            for o in values:
+                *parents, last = o.key_or_group.split(".")
+                functools.reduce(dict.__getitem__, parents, plain)[last] = o.value()
+            plain["output"] = {"dir": "unresolved"}  # as _resolved_without_hydra
+            ids[sub] = run_id(OmegaConf.to_container(OmegaConf.create(plain), resolve=True))
+    return ids
 
 
 def survey(overrides: list[str]) -> dict:
     """{"root": sweep dir, "done": [dir], "failed": [(dir, status)], "missing": [(dir, why)]}.
     Records written by other code (another code_version) count as missing: a rerun redoes them."""
-    root, dirs = jobs(overrides)
+    root, batch = _batch(overrides)
+    expected = _run_ids(batch)
     out = {"root": root, "done": [], "failed": [], "missing": []}
-    for sub in dirs:
+    for sub in batch:
         path = root / sub / RECORDS
         try:
-            frame = pd.read_parquet(path, columns=["status", "code_version"])
+            frame = pd.read_parquet(path, columns=["run_id", "status", "code_version"])
         except Exception:  # absent or unreadable: the sweep will (re)compute it
             out["missing"].append((sub, "unreadable records" if path.exists() else "no records"))
             continue
@@ -58,6 +94,11 @@ def survey(overrides: list[str]) -> dict:
             out["missing"].append((sub, "empty records"))
         elif versions != {code_version()}:
             out["missing"].append((sub, f"records of code {', '.join(map(str, versions))}"))
+        elif set(frame.run_id) != {expected[sub]}:  # copied, or a sweep that shared a folder
+            found = ", ".join(sorted(map(str, set(frame.run_id))))
+            out["missing"].append(
+                (sub, f"records of another job (run_id {found}, not {expected[sub]})")
+            )
         elif len(bad):
             out["failed"].append((sub, str(bad.status.iloc[0])))
         else:
