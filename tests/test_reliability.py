@@ -3,6 +3,8 @@
 Each test reproduces one way a result was lost or stale, in-process on tiny configs.
 """
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -172,3 +174,34 @@ def test_status_and_aggregation_agree_on_records_of_another_job(tmp_path, capsys
     assert frame.run_id.nunique() == 1
     said = capsys.readouterr().out
     assert "dropping" in said and str(second) in said and str(first) in said
+
+
+def test_ctrl_c_is_one_line_and_leaves_no_partial_file(tmp_path, monkeypatch, capsys):
+    """Item 8: a KeyboardInterrupt traceback, and a temporary file left half written."""
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys, "argv", ["diffusion-rates", *TINY, f"output.dir={tmp_path}"])
+    monkeypatch.setattr(app, "_hydra_main", interrupted)
+    with pytest.raises(SystemExit) as info:
+        app.main()
+    err = capsys.readouterr().err
+    assert info.value.code == 130 and err.count("\n") == 1 and "interrupted" in err, err
+
+    def half(path):
+        path.write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        records._atomic_write(tmp_path / records.RECORDS, half)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_status_run_elsewhere_says_where_runs_is(tmp_path, monkeypatch, capsys):
+    """Item 8: runs/ is relative to the working directory; run from another one, the status
+    command said every job was missing and no more."""
+    monkeypatch.chdir(tmp_path)
+    assert status.main([*TINY, "steps=4,8"]) == 0
+    out = capsys.readouterr().out
+    assert f"runs/single does not exist in {tmp_path}" in out

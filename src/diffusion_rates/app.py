@@ -338,6 +338,19 @@ def _launches_elsewhere(argv: list[str]) -> bool:
 
 
 def main() -> None:
+    """The command line; Ctrl-C anywhere is one line, and exit status 130."""
+    try:
+        _main()
+    except KeyboardInterrupt:  # records are written whole or not at all (records._atomic_write)
+        print(
+            "diffusion-rates: interrupted; finished runs kept their records, the run under "
+            "way wrote none",
+            file=sys.stderr,
+        )
+        sys.exit(130)
+
+
+def _main() -> None:
     compile_cache.enable()
     if _launches_elsewhere(sys.argv[1:]):
         # Checking the command line runs a little JAX: keep it on the CPU here, so that this

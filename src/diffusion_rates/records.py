@@ -123,8 +123,12 @@ def check_writable(out_dir: Path) -> None:
 
 def _atomic_write(path: Path, write) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:  # Ctrl-C or a full disk: no half-written file stays behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write(out_dir: Path, rows: list[dict], config_yaml: str) -> Path:

@@ -137,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"diffusion-rates-status: {_one_line(exc)}", file=sys.stderr)
         return 2
     print(summary(got))
+    if not Path(got["root"]).exists():  # runs/ is relative to the sweep's working directory
+        print(
+            f"{got['root']} does not exist in {Path.cwd()}: run the status command where the "
+            "sweep ran, or give its hydra.sweep.dir"
+        )
     for sub, reason in got["failed"]:
         print(f"failed   {sub}   {reason}")
     for sub, why in got["missing"]:
