@@ -3,7 +3,10 @@
 Each test reproduces one way a result was lost or stale, in-process on tiny configs.
 """
 
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -205,3 +208,41 @@ def test_status_run_elsewhere_says_where_runs_is(tmp_path, monkeypatch, capsys):
     assert status.main([*TINY, "steps=4,8"]) == 0
     out = capsys.readouterr().out
     assert f"runs/single does not exist in {tmp_path}" in out
+
+
+PARENT = """
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", '''
+import os
+from diffusion_rates import app
+app._die_with_parent(os.getppid(), 0.05)
+print("ready", flush=True)
+import time
+time.sleep(120)
+'''], stdout=subprocess.PIPE, text=True)
+assert child.stdout.readline() == "ready\\n"
+print(child.pid, flush=True)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie that nobody reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_worker_dies_with_the_process_that_launched_it(tmp_path):
+    """Item 6: SIGKILL to a joblib sweep's parent left its workers running, one for 11 minutes.
+    A worker whose parent is gone kills itself (here the parent simply exits)."""
+    done = subprocess.run(
+        [sys.executable, "-c", PARENT], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    pid = int(done.stdout.split()[-1])
+    deadline = time.monotonic() + 30
+    while _alive(pid):
+        assert time.monotonic() < deadline, "the orphan lives on"
+        time.sleep(0.05)

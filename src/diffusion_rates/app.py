@@ -318,10 +318,47 @@ def _limit_threads() -> None:
         return
 
 
+PARENT_ENV = "DIFFUSION_RATES_PARENT"  # the pid of the process that launched a local sweep
+LOCAL_WORKERS = ("JoblibLauncher", "LocalLauncher")  # launchers whose workers are its children
+_WATCHED = []  # this worker's watch thread, once per process
+
+
+def _die_with_parent(parent: int, interval: float = 0.5) -> None:
+    """Kill this process (SIGKILL: no record written) once `parent` is no longer its parent.
+    A local launcher's worker (joblib's loky, submitit_local's subprocesses) outlived a sweep
+    whose parent was killed with SIGKILL, went on computing and held its CPU lock; a thread
+    that polls the parent's id (it changes when the process is reparented) ends it within
+    `interval`. The parent's pid comes from the launching process ($DIFFUSION_RATES_PARENT),
+    since a worker still starting may already be an orphan. Polling rather than
+    prctl(PR_SET_PDEATHSIG), which fires when the spawning *thread* ends (loky's manager
+    thread), not the parent."""
+    if _WATCHED:
+        return
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    _WATCHED.append(threading.Thread(target=watch, name="die-with-parent", daemon=True))
+    _WATCHED[0].start()
+
+
+def _local_worker_parent() -> int | None:
+    """The launching process's pid in a local launcher's worker; None elsewhere (the basic
+    launcher's jobs run in that process; a cluster's have other parents)."""
+    if not HydraConfig.initialized() or not os.environ.get(PARENT_ENV, "").isdigit():
+        return None
+    launcher = str(HydraConfig.get().launcher.get("_target_", ""))
+    return int(os.environ[PARENT_ENV]) if launcher.endswith(LOCAL_WORKERS) else None
+
+
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base=None)
 def _hydra_main(cfg: DictConfig) -> None:
     logging.getLogger("jax").setLevel(logging.WARNING)  # not Hydra's INFO: JAX's backend probing
     _limit_threads()
+    if parent := _local_worker_parent():
+        _die_with_parent(parent)
     compile_cache.enable()  # again in a launcher's worker process
     try:
         run(cfg)
@@ -351,6 +388,7 @@ def main() -> None:
 
 
 def _main() -> None:
+    os.environ[PARENT_ENV] = str(os.getpid())  # inherited by a local launcher's workers
     compile_cache.enable()
     if _launches_elsewhere(sys.argv[1:]):
         # Checking the command line runs a little JAX: keep it on the CPU here, so that this
