@@ -11,8 +11,6 @@ missing job.
 
 from __future__ import annotations
 
-import copy
-import functools
 import sys
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from diffusion_rates.app import CONFIG_DIR, GROUPS, _expand, _one_line
+from diffusion_rates.app import CONFIG_DIR, _compose, _expand, _one_line, _resolved_without_hydra
 from diffusion_rates.records import RECORDS, code_version, failures, run_id
 
 
@@ -53,26 +51,14 @@ def _batch(overrides: list[str]) -> tuple[Path, dict[str, list[str]]]:
 
 def _run_ids(batch: dict[str, list[str]]) -> dict[str, str]:
     """{job subdirectory: the run id its run would record}, from each job's config as the run
-    sees it (not validated: a bad job is the sweep's to refuse). Hydra composes once per choice
-    of config groups (a compose costs ~0.1 s); each job's values are then set in a plain copy,
-    as the command line's values override every config file, and interpolations resolved."""
-    parser = OverridesParser.create()
-    composed, ids = {}, {}
+    sees it (not validated: a bad job is the sweep's to refuse); Hydra composes once per choice
+    of config groups (app._compose)."""
+    composed = {}
     with initialize_config_dir(CONFIG_DIR, version_base=None):
-        for sub, job in batch.items():
-            parsed = parser.parse_overrides(job)
-            values = [o for o in parsed if o.key_or_group not in GROUPS and not o.is_delete()]
-            groups = [o.input_line for o in parsed if o not in values]
-            if (chosen := tuple(groups)) not in composed:
-                cfg = compose("config", groups)
-                composed[chosen] = OmegaConf.to_container(cfg, resolve=False)
-            plain = copy.deepcopy(composed[chosen])
-            for o in values:
-                *parents, last = o.key_or_group.split(".")
-                functools.reduce(dict.__getitem__, parents, plain)[last] = o.value()
-            plain["output"] = {"dir": "unresolved"}  # as _resolved_without_hydra
-            ids[sub] = run_id(OmegaConf.to_container(OmegaConf.create(plain), resolve=True))
-    return ids
+        return {
+            sub: run_id(OmegaConf.to_container(_resolved_without_hydra(_compose(job, composed))))
+            for sub, job in batch.items()
+        }
 
 
 def survey(overrides: list[str]) -> dict:
