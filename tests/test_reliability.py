@@ -246,3 +246,20 @@ def test_a_worker_dies_with_the_process_that_launched_it(tmp_path):
     while _alive(pid):
         assert time.monotonic() < deadline, "the orphan lives on"
         time.sleep(0.05)
+
+
+def test_a_sweeps_check_composes_once_per_choice_of_config_groups(monkeypatch):
+    """Item 8: a fully cached sweep still paid the pre-launch check, two Hydra compositions
+    (~0.3 s each) per job; the jobs of one choice of groups now share them, and their configs
+    are those Hydra composes job by job."""
+    calls = []
+    real = app.compose
+    monkeypatch.setattr(app, "compose", lambda *a, **k: calls.append(a) or real(*a, **k))
+    app.check_command_line(["-m", *TINY, "steps=4,5,6,7,8", "seed=0,1"])
+    assert len(calls) == 2
+    app.check_command_line(["-m", *TINY, "sampler=ei,em", "steps=4,5,6"])
+    assert len(calls) == 2 + 4
+    with initialize_config_dir(app.CONFIG_DIR, version_base=None):
+        job = [*TINY, "sampler=em", "steps=5", "delta=0.01", "metrics=[kl,w2]"]
+        fast = app.job_config(job, composed={})
+        assert fast == app._resolved_without_hydra(real("config", overrides=job))
