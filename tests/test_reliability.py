@@ -3,6 +3,7 @@
 Each test reproduces one way a result was lost or stale, in-process on tiny configs.
 """
 
+import importlib.util
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from diffusion_rates import app, memory, metrics, records, status
 from diffusion_rates.validation import ConfigError
 
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*validated against ConfigStore schema")
+ROOT = Path(__file__).resolve().parents[1]
 TINY = ["target=gaussian", "target.d=2", "steps=4", "n_samples=64"]
 
 
@@ -263,3 +265,15 @@ def test_a_sweeps_check_composes_once_per_choice_of_config_groups(monkeypatch):
         job = [*TINY, "sampler=em", "steps=5", "delta=0.01", "metrics=[kl,w2]"]
         fast = app.job_config(job, composed={})
         assert fast == app._resolved_without_hydra(real("config", overrides=job))
+
+
+@pytest.mark.slow
+def test_the_adversarial_pass_on_a_few_cases():
+    """scripts/adversarial.py (README, "Reliability"), on a few of its command lines: each is
+    refused with one line, no traceback, nothing written."""
+    spec = importlib.util.spec_from_file_location("adversarial", ROOT / "scripts/adversarial.py")
+    adversarial = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(adversarial)
+    few = [c for c in adversarial.CASES if "+foo=1" in c[1] or "output.dir=/proc/x" in c[1]]
+    assert len(adversarial.CASES) >= 100 and len(few) == 2
+    assert [adversarial.check(case, 120) for case in few] == [None, None]
