@@ -90,7 +90,7 @@ def check_environment() -> None:
     """The environment settings the runs read, checked once before anything starts."""
     positive_env(TIMEOUT_ENV, "seconds")
     positive_env(memory.ENV, "GB")
-    if (done := os.environ.get(DONE_ENV)) and " " not in done.strip():
+    if (done := os.environ.get(DONE_ENV)) and " " not in done:  # '<file> ': make without sha256sum
         raise ConfigError(f"{DONE_ENV}: '<file> <fingerprint>' (got {done!r})")
 
 
@@ -151,16 +151,8 @@ def _is_value(o) -> bool:
     copy of the composition can take, rather than one that changes the composition itself:
     a config group, a deletion, Hydra's own keys, the output folder (a Hydra value)."""
     key = o.key_or_group
-    return (
-        key not in GROUPS
-        and "/" not in key
-        and not o.is_delete()
-        and key.split(".")[0]
-        not in (
-            "hydra",
-            "output",
-        )
-    )
+    fixed = key in GROUPS or "/" in key or key.startswith(("hydra.", "output."))
+    return not fixed and not o.is_delete()
 
 
 def _compose(overrides: list[str], composed: dict) -> DictConfig:
