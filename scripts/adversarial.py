@@ -81,7 +81,7 @@ CASES: list[tuple[dict, list[str]]] = [
     ({}, ["steps=[1,2"]),
     ({}, ["target=gmm", "target.K=10000000"]),
     ({}, ["target=gmm", "n_samples=1000000000", "metrics=[kl]"]),
-    ({}, ["n_samples=1000000000", "metrics=[w2]"]),
+    ({}, ["n_samples=1000000000", "metrics=[w2]", "estimator.w2=gaussian_fit"]),
     ({}, ["target=point_cloud", "target.K=100000000"]),
     ({}, ["output.dir=/proc/x"]),
     ({}, ["output.dir={dir}/afile/below"]),

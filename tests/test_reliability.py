@@ -277,3 +277,17 @@ def test_the_adversarial_pass_on_a_few_cases():
     few = [c for c in adversarial.CASES if "+foo=1" in c[1] or "output.dir=/proc/x" in c[1]]
     assert len(adversarial.CASES) >= 100 and len(few) == 2
     assert [adversarial.check(case, 120) for case in few] == [None, None]
+
+
+def test_an_unwritable_output_dir_of_a_single_run_is_refused_before_hydra_starts(
+    tmp_path, monkeypatch, capsys
+):
+    """Item 4: Hydra creates its run folder (runs/single/) before the run checks output.dir;
+    the command line is refused before that, and nothing is written in the working directory."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["diffusion-rates", *TINY, "output.dir=/proc/x"])
+    monkeypatch.setattr(app, "_hydra_main", lambda: pytest.fail("Hydra started"))
+    with pytest.raises(SystemExit) as info:
+        app.main()
+    assert info.value.code == 2 and list(tmp_path.iterdir()) == []
+    assert capsys.readouterr().err.startswith("diffusion-rates: output.dir: a folder")

@@ -411,6 +411,14 @@ def _hydra_main(cfg: DictConfig) -> None:
         sys.exit(2)
 
 
+def _fixed_output_dir(argv: list[str]) -> Path | None:
+    """A single run's output.dir given as a plain path on the command line, else None."""
+    given = [a.split("=", 1)[1] for a in argv if a.startswith("output.dir=")]
+    if any(a in ("-m", "--multirun") for a in argv) or not given or "${" in given[-1]:
+        return None
+    return Path(given[-1].strip("'\""))
+
+
 def _launches_elsewhere(argv: list[str]) -> bool:
     """A multirun whose jobs run in other processes (any launcher but the basic one)."""
     multirun = any(a in ("-m", "--multirun") for a in argv)
@@ -441,6 +449,8 @@ def _main() -> None:
     try:
         check_environment()
         check_command_line(sys.argv[1:])
+        if (out := _fixed_output_dir(sys.argv[1:])) is not None:
+            records.check_writable(out)  # before Hydra creates its run folder
     except ConfigError as exc:
         print(f"diffusion-rates: {exc}", file=sys.stderr)
         sys.exit(2)
