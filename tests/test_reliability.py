@@ -227,25 +227,17 @@ print(child.pid, flush=True)
 """
 
 
-def _alive(pid: int) -> bool:
-    """Running, not a zombie that nobody reaped."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_a_worker_dies_with_the_process_that_launched_it(tmp_path):
     """Item 6: SIGKILL to a joblib sweep's parent left its workers running, one for 11 minutes.
-    A worker whose parent is gone kills itself (here the parent simply exits)."""
+    A worker whose launching process is gone kills itself (here that process simply exits)."""
     done = subprocess.run(
         [sys.executable, "-c", PARENT], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     pid = int(done.stdout.split()[-1])
     deadline = time.monotonic() + 30
-    while _alive(pid):
+    while app.alive(pid):
         assert time.monotonic() < deadline, "the orphan lives on"
         time.sleep(0.05)
 

@@ -368,24 +368,39 @@ _WATCHED = []  # this worker's watch thread, once per process
 
 
 def _die_with_parent(parent: int, interval: float = 0.5) -> None:
-    """Kill this process (SIGKILL: no record written) once `parent` is no longer its parent.
-    A local launcher's worker (joblib's loky, submitit_local's subprocesses) outlived a sweep
-    whose parent was killed with SIGKILL, went on computing and held its CPU lock; a thread
-    that polls the parent's id (it changes when the process is reparented) ends it within
-    `interval`. The parent's pid comes from the launching process ($DIFFUSION_RATES_PARENT),
-    since a worker still starting may already be an orphan. Polling rather than
-    prctl(PR_SET_PDEATHSIG), which fires when the spawning *thread* ends (loky's manager
-    thread), not the parent."""
+    """Kill this process (SIGKILL: no record written) once the process `parent` that launched
+    the sweep is gone. A local launcher's worker (joblib's loky, submitit_local's job processes,
+    whose own parent is submitit's controller) outlived a sweep whose parent was killed with
+    SIGKILL, went on computing and held its CPU lock; a thread polling the launching process
+    ends it within `interval`. The pid comes from the launching process
+    ($DIFFUSION_RATES_PARENT), since a worker still starting may already be an orphan. Polling
+    rather than prctl(PR_SET_PDEATHSIG), which fires when the direct parent's spawning *thread*
+    ends (loky's manager thread), and only for the direct parent."""
     if _WATCHED:
         return
 
     def watch():
-        while os.getppid() == parent:
+        while alive(parent):
             time.sleep(interval)
         os.kill(os.getpid(), signal.SIGKILL)
 
     _WATCHED.append(threading.Thread(target=watch, name="die-with-parent", daemon=True))
     _WATCHED[0].start()
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs: it exists and (where /proc says) is not a zombie, which a
+    killed parent is until its own parent reaps it."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:  # gone meanwhile, or no /proc (macOS: os.kill's answer stands)
+        return not Path("/proc/self").exists()
 
 
 def _local_worker_parent() -> int | None:
