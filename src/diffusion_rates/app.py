@@ -25,14 +25,15 @@ from pathlib import Path
 import hydra
 import jax
 from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from diffusion_rates import compile_cache, metrics, records
+from diffusion_rates import compile_cache, memory, metrics, records
 from diffusion_rates import config as config_mod
-from diffusion_rates.validation import ConfigError
+from diffusion_rates.validation import ConfigError, positive_env
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
 GROUPS = ("target", "process", "sampler", "schedule", "score_error", "scale", "experiment")
@@ -85,34 +86,109 @@ def _expand(overrides: list[str]) -> list[list[str]]:
     return lines
 
 
+def check_environment() -> None:
+    """The environment settings the runs read, checked once before anything starts."""
+    positive_env(TIMEOUT_ENV, "seconds")
+    positive_env(memory.ENV, "GB")
+    if (done := os.environ.get(DONE_ENV)) and " " not in done:  # '<file> ': make without sha256sum
+        raise ConfigError(f"{DONE_ENV}: '<file> <fingerprint>' (got {done!r})")
+
+
 def check_command_line(argv: list[str]) -> None:
     """Compose and validate the config of each command line `_expand` gives; raise ConfigError."""
     overrides = [a for a in argv if not a.startswith("-")]
+    if added := [o for o in overrides if o.startswith("+")]:  # a key no code reads, hashed
+        raise ConfigError(f"{added[0]}: adding keys is refused; override those of configs/")
     try:
         lines = _expand(overrides)
     except Exception as exc:
         raise ConfigError(f"command line: {_one_line(exc)}") from None
+    composed, with_hydra = {}, {}  # compositions, once per choice of config groups (_compose)
     with initialize_config_dir(CONFIG_DIR, version_base=None):
         for line in lines:
-            try:
-                cfg = compose("config", overrides=line, return_hydra_config=True)
-            except Exception as exc:
-                raise ConfigError(_one_line(exc)) from None
+            groups = tuple(o.input_line for o in _parse(line) if not _is_value(o))
+            if groups not in with_hydra:
+                try:
+                    with_hydra[groups] = compose("config", list(groups), return_hydra_config=True)
+                except Exception as exc:
+                    raise ConfigError(_one_line(exc)) from None
+            cfg = with_hydra[groups]
             params = cfg.hydra.sweeper.get("params") or {}
+            if any(a in ("-m", "--multirun") for a in argv):
+                _one_folder_per_job(cfg, overrides, params)
             sweep = [
                 f"{k}={v}" for k, v in params.items() if k not in {o.split("=")[0] for o in line}
             ]
             for swept in _expand(sweep) if sweep else [[]]:
-                job_config(line + swept)
+                job_config(line + swept, composed=composed)
 
 
-def job_config(overrides: list[str], validate=config_mod.validate) -> DictConfig:
+def _one_folder_per_job(cfg: DictConfig, overrides: list[str], params) -> None:
+    """Refuse a sweep of several jobs whose output folder does not depend on the job (a fixed
+    output.dir or hydra.sweep.subdir): each job would overwrite the records of the last."""
+    parsed = OverridesParser.create().parse_overrides(
+        [f"{k}={v}" for k, v in params.items()] + overrides
+    )
+    jobs = sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
+    folders = {
+        "output.dir": OmegaConf.to_container(cfg.output, resolve=False)["dir"],
+        "hydra.sweep.subdir": OmegaConf.to_container(cfg.hydra.sweep, resolve=False)["subdir"],
+    }
+    for key, value in folders.items():
+        if jobs > 1 and "${" not in str(value):
+            raise ConfigError(
+                f"{key}: one folder per job, and the {jobs} jobs of this sweep would all write "
+                f"{value!r}; leave it unset (hydra.sweep.dir=<folder> moves the sweep)"
+            )
+
+
+def _parse(overrides: list[str]) -> list:
+    return OverridesParser.create().parse_overrides(overrides)
+
+
+def _is_value(o) -> bool:
+    """An override that sets a value of the composed config (steps=8, target.d=4), which a
+    copy of the composition can take, rather than one that changes the composition itself:
+    a config group, a deletion, Hydra's own keys, the output folder (a Hydra value)."""
+    key = o.key_or_group
+    fixed = key in GROUPS or "/" in key or key.startswith(("hydra.", "output."))
+    return not fixed and not o.is_delete()
+
+
+def _compose(overrides: list[str], composed: dict) -> DictConfig:
+    """Hydra's composition of `overrides`, made once per choice of config groups and kept in
+    `composed` (a composition costs ~0.1-0.3 s, a sweep has many jobs that differ only in
+    values): the values are then set on a plain copy, as the command line's values override
+    every config file. ConfigError in one line, as Hydra's own errors are reduced."""
+    parsed = _parse(overrides)
+    values = [o for o in parsed if _is_value(o)]
+    groups = tuple(o.input_line for o in parsed if not _is_value(o))
+    if groups not in composed:
+        try:
+            composed[groups] = compose("config", overrides=list(groups))
+        except Exception as exc:
+            raise ConfigError(_one_line(exc)) from None
+    plain = OmegaConf.to_container(composed[groups], resolve=False)
+    for o in values:
+        *parents, last = o.key_or_group.split(".")
+        node = plain
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or last not in node:
+            raise ConfigError(
+                f"{o.key_or_group}: unknown key (see configs/ for the keys there are)"
+            )
+        node[last] = o.value()
+    return OmegaConf.create(plain)
+
+
+def job_config(
+    overrides: list[str], validate=config_mod.validate, composed: dict | None = None
+) -> DictConfig:
     """The config of one job's overrides as its run sees it (output.dir unresolved), checked by
-    `validate`; ConfigError in one line. Needs an initialised Hydra on CONFIG_DIR."""
-    try:
-        job = compose("config", overrides=overrides)
-    except Exception as exc:
-        raise ConfigError(_one_line(exc)) from None
+    `validate`; ConfigError in one line. Needs an initialised Hydra on CONFIG_DIR. `composed`:
+    the compositions of earlier calls, reused (`_compose`)."""
+    job = _compose(overrides, {} if composed is None else composed)
     try:
         cfg = _resolved_without_hydra(job)
         validate(cfg)
@@ -144,6 +220,7 @@ def run(cfg: DictConfig) -> Path | None:
     if not cfg.force and records.cached(out_dir, rid):
         tqdm.write(f"cached {out_dir}")  # above a sweep's progress bar, if any (progress.py)
         return out_dir / records.RECORDS
+    records.check_writable(out_dir)
     start = time.perf_counter()
     built = None
     try:  # a failure is a result too: a row whose status names it, and the sweep goes on
@@ -154,7 +231,9 @@ def run(cfg: DictConfig) -> Path | None:
         raise
     except Exception as exc:
         nan = float("nan")
-        results = {m: ("none", metrics.Value(nan, nan, nan, _failure(exc))) for m in cfg.metrics}
+        results = {
+            m: ("none", metrics.Value(nan, nan, nan, metrics.failure(exc))) for m in cfg.metrics
+        }
     wall = time.perf_counter() - start
     target = built.target if built else None
     d = getattr(target, "d", cfg.target.get("d"))
@@ -221,21 +300,11 @@ def _status(v: metrics.Value) -> str:
     return "non-finite value" if v.status == "ok" else f"non-finite value; {v.status}"
 
 
-def _failure(exc: Exception) -> str:
-    """The status of a run that raised `exc`: non-finite, timeout or error, and one line why."""
-    why = next(iter(str(exc).strip().splitlines()), "")[:300]
-    if isinstance(exc, FloatingPointError):
-        return f"non-finite: {why}"
-    if isinstance(exc, TimeoutError):
-        return f"timeout: {why}"
-    return f"error: {type(exc).__name__}: {why}"
-
-
 def _time_limit() -> float | None:
     """Seconds a run may take: $DIFFUSION_RATES_TIMEOUT_S, else 90% of the submitit launcher's
     timeout_min (so the run records its timeout before SLURM kills the job), else none."""
-    if os.environ.get(TIMEOUT_ENV):
-        return float(os.environ[TIMEOUT_ENV])
+    if seconds := positive_env(TIMEOUT_ENV, "seconds"):
+        return seconds
     if HydraConfig.initialized() and HydraConfig.get().launcher.get("timeout_min"):
         return 0.9 * 60 * float(HydraConfig.get().launcher.timeout_min)
     return None
@@ -293,16 +362,76 @@ def _limit_threads() -> None:
         return
 
 
+PARENT_ENV = "DIFFUSION_RATES_PARENT"  # the pid of the process that launched a local sweep
+LOCAL_WORKERS = ("JoblibLauncher", "LocalLauncher")  # launchers whose workers are its children
+_WATCHED = []  # this worker's watch thread, once per process
+
+
+def _die_with_parent(parent: int, interval: float = 0.5) -> None:
+    """Kill this process (SIGKILL: no record written) once the process `parent` that launched
+    the sweep is gone. A local launcher's worker (joblib's loky, submitit_local's job processes,
+    whose own parent is submitit's controller) outlived a sweep whose parent was killed with
+    SIGKILL, went on computing and held its CPU lock; a thread polling the launching process
+    ends it within `interval`. The pid comes from the launching process
+    ($DIFFUSION_RATES_PARENT), since a worker still starting may already be an orphan. Polling
+    rather than prctl(PR_SET_PDEATHSIG), which fires when the direct parent's spawning *thread*
+    ends (loky's manager thread), and only for the direct parent."""
+    if _WATCHED:
+        return
+
+    def watch():
+        while alive(parent):
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    _WATCHED.append(threading.Thread(target=watch, name="die-with-parent", daemon=True))
+    _WATCHED[0].start()
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs: it exists and (where /proc says) is not a zombie, which a
+    killed parent is until its own parent reaps it."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:  # gone meanwhile, or no /proc (macOS: os.kill's answer stands)
+        return not Path("/proc/self").exists()
+
+
+def _local_worker_parent() -> int | None:
+    """The launching process's pid in a local launcher's worker; None elsewhere (the basic
+    launcher's jobs run in that process; a cluster's have other parents)."""
+    if not HydraConfig.initialized() or not os.environ.get(PARENT_ENV, "").isdigit():
+        return None
+    launcher = str(HydraConfig.get().launcher.get("_target_", ""))
+    return int(os.environ[PARENT_ENV]) if launcher.endswith(LOCAL_WORKERS) else None
+
+
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base=None)
 def _hydra_main(cfg: DictConfig) -> None:
     logging.getLogger("jax").setLevel(logging.WARNING)  # not Hydra's INFO: JAX's backend probing
     _limit_threads()
+    if parent := _local_worker_parent():
+        _die_with_parent(parent)
     compile_cache.enable()  # again in a launcher's worker process
     try:
         run(cfg)
     except ConfigError as exc:
         print(f"diffusion-rates: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+def _fixed_output_dir(argv: list[str]) -> Path | None:
+    """A single run's output.dir given as a plain path on the command line, else None."""
+    given = [a.split("=", 1)[1] for a in argv if a.startswith("output.dir=")]
+    if any(a in ("-m", "--multirun") for a in argv) or not given or "${" in given[-1]:
+        return None
+    return Path(given[-1].strip("'\""))
 
 
 def _launches_elsewhere(argv: list[str]) -> bool:
@@ -313,13 +442,30 @@ def _launches_elsewhere(argv: list[str]) -> bool:
 
 
 def main() -> None:
+    """The command line; Ctrl-C anywhere is one line, and exit status 130."""
+    try:
+        _main()
+    except KeyboardInterrupt:  # records are written whole or not at all (records._atomic_write)
+        print(
+            "diffusion-rates: interrupted; finished runs kept their records, the run under "
+            "way wrote none",
+            file=sys.stderr,
+        )
+        sys.exit(130)
+
+
+def _main() -> None:
+    os.environ[PARENT_ENV] = str(os.getpid())  # inherited by a local launcher's workers
     compile_cache.enable()
     if _launches_elsewhere(sys.argv[1:]):
         # Checking the command line runs a little JAX: keep it on the CPU here, so that this
         # parent process never takes a GPU (and its memory) from the workers it launches.
         jax.config.update("jax_platforms", "cpu")
     try:
+        check_environment()
         check_command_line(sys.argv[1:])
+        if (out := _fixed_output_dir(sys.argv[1:])) is not None:
+            records.check_writable(out)  # before Hydra creates its run folder
     except ConfigError as exc:
         print(f"diffusion-rates: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 from omegaconf import ListConfig, OmegaConf
 
-from diffusion_rates import learned, metrics, records, score_error
+from diffusion_rates import learned, memory, metrics, records, score_error
 from diffusion_rates.metrics import density_ratio
 from diffusion_rates.precision import PRECISIONS, with_dtype
 from diffusion_rates.process import PROCESSES, Process
@@ -36,8 +36,7 @@ def validate(cfg) -> None:
     for m in cfg.metrics:
         choice("metrics", m, metrics.METRICS)
     chosen = settings(cfg)  # validates the density_ratio options
-    for m in chosen.metrics:
-        metrics.select(m, chosen, grid)
+    memory.check(cfg, [metrics.select(m, chosen, grid) for m in chosen.metrics])
     if cfg.density_ratio.reduction == "span" and (why := density_ratio.span_refusal(cfg)):
         raise ConfigError(f"density_ratio.reduction: auto or none here, span does not hold: {why}")
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from diffusion_rates.validation import ConfigError
+
 RECORDS = "records.parquet"
 COLUMNS = [
     "run_id",
@@ -67,8 +69,26 @@ def code_version() -> str:
     return digest.hexdigest()[:12]
 
 
+def read_files(config, key: str = "") -> dict[str, str]:
+    """{dotted key: SHA-256 of the file's bytes} for every `*_file` key of the config naming a
+    file: the data a config reads, which its path alone does not pin down."""
+    if not isinstance(config, dict):
+        return {}
+    found = {}
+    for k, v in config.items():
+        dotted = f"{key}.{k}" if key else str(k)
+        if isinstance(v, dict):
+            found.update(read_files(v, dotted))
+        elif str(k).endswith("_file") and isinstance(v, str) and Path(v).is_file():
+            found[dotted] = hashlib.sha256(Path(v).read_bytes()).hexdigest()
+    return found
+
+
 def run_id(config: dict) -> str:
+    """The cache key: the resolved config (NOT_HASHED left out), the bytes of every file it reads
+    (`read_files`) and the code version."""
     hashed = {k: v for k, v in config.items() if k not in NOT_HASHED}
+    hashed["_files"] = read_files(hashed)
     text = json.dumps(hashed, sort_keys=True, default=str) + code_version()
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -86,10 +106,29 @@ def cached(out_dir: Path, rid: str) -> bool:
     return len(frame) > 0 and bool((frame.run_id == rid).all()) and not retried
 
 
+def check_writable(out_dir: Path) -> None:
+    """Refuse, before any compute, an output folder this process cannot create or write into
+    (a read-only place such as /proc, a path below a file), rather than lose the run's result
+    to a traceback when it is written."""
+    probe = Path(out_dir) / f".probe.{os.getpid()}"
+    try:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"output.dir: a folder this process can write (got {str(out_dir)!r}: {exc.strerror})"
+        ) from None
+
+
 def _atomic_write(path: Path, write) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:  # Ctrl-C or a full disk: no half-written file stays behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write(out_dir: Path, rows: list[dict], config_yaml: str) -> Path:
@@ -102,18 +141,25 @@ def write(out_dir: Path, rows: list[dict], config_yaml: str) -> Path:
 
 
 def collect(root: Path) -> pd.DataFrame:
-    """All records under `root` (a sweep directory), one frame; unreadable files are skipped."""
+    """All records under `root` (a sweep directory), one frame; unreadable files are skipped, and
+    a run found in several files (a job folder holding a copy of another's records) is kept
+    once; both say so, naming the files, as the status command counts such a folder missing."""
     frames = []
     paths = sorted(Path(root).rglob(RECORDS))
     # a progress bar on a terminal only (disable=None: quiet when stderr is not a tty)
     for path in tqdm(paths, desc=f"records {Path(root).name}", unit="run", disable=None):
         try:
-            frames.append(pd.read_parquet(path))
+            frames.append(pd.read_parquet(path).assign(_file=str(path)))
         except Exception as exc:
             tqdm.write(f"skipping unreadable {path}: {exc}")
     if not frames:
         return pd.DataFrame(columns=COLUMNS)
-    return pd.concat(frames, ignore_index=True).drop_duplicates(["run_id", "metric"], keep="last")
+    frame = pd.concat(frames, ignore_index=True)
+    twice = frame.duplicated(["run_id", "metric"], keep="last")
+    for (rid, dropped), rows in frame[twice].groupby(["run_id", "_file"]):
+        kept = frame[~twice & (frame.run_id == rid)]._file.iloc[0]
+        tqdm.write(f"dropping {len(rows)} rows of run {rid} from {dropped}: kept those of {kept}")
+    return frame[~twice].drop(columns="_file").reset_index(drop=True)
 
 
 def failures(frame: pd.DataFrame) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 
 class ConfigError(ValueError):
@@ -37,4 +38,19 @@ def number(key, value, low=-math.inf, high=math.inf, low_open=False, high_open=F
 def boolean(key, value):
     if not isinstance(value, bool):
         raise ConfigError(f"{key}: true or false (got {value!r})")
+    return value
+
+
+def positive_env(name: str, unit: str) -> float | None:
+    """The environment setting `name` as a number > 0, None when unset; ConfigError otherwise,
+    so that a typo is refused once instead of failing every run."""
+    text = os.environ.get(name)
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name}: a number of {unit} > 0 (got {text!r})")
     return value

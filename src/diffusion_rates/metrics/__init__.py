@@ -286,22 +286,42 @@ def _outputs(run):
     samples are drawn at the reference time (δ, or 0 for the data)."""
     cache = {}
 
+    def draw():
+        n = run.settings.n_samples
+        _, _, k_target, k_ref = _sample_keys(run.settings)
+        output = sampler_output(run)
+        if not bool(jnp.all(jnp.isfinite(output))):
+            raise FloatingPointError("the sampler's output has non-finite values")
+        at = reference_time(run.settings, run.grid)
+        return run.target.sample(k_target, n, at), output, run.target.sample(k_ref, n, at)
+
     def get():
-        if not cache:
-            n = run.settings.n_samples
-            _, _, k_target, k_ref = _sample_keys(run.settings)
-            output = sampler_output(run)
-            at = reference_time(run.settings, run.grid)
-            cache["value"] = (
-                run.target.sample(k_target, n, at),
-                output,
-                run.target.sample(k_ref, n, at),
-            )
-            if not bool(jnp.all(jnp.isfinite(output))):
-                raise FloatingPointError("the sampler's output has non-finite values")
+        if not cache:  # once: a failure (non-finite, out of memory) is every such estimator's
+            try:
+                cache["value"] = draw()
+            except Exception as exc:
+                cache["error"] = exc
+        if "error" in cache:
+            raise cache["error"]
         return cache["value"]
 
     return get
+
+
+def failure(exc: Exception) -> str:
+    """The status of a computation that raised `exc`: non-finite, timeout or error, and its first
+    line with XLA's repeated prefixes ("Error dispatching computation: " once per nested call)
+    said once, so that the cause at its end survives the 300-character cut."""
+    first = next(iter(str(exc).strip().splitlines()), "")
+    parts = first.split(": ")
+    why = ": ".join(p for i, p in enumerate(parts) if i == 0 or p != parts[i - 1])
+    if len(why) > 300:
+        why = f"{why[:140]} … {why[-140:]}"
+    if isinstance(exc, FloatingPointError):
+        return f"non-finite: {why}"
+    if isinstance(exc, TimeoutError):
+        return f"timeout: {why}"
+    return f"error: {type(exc).__name__}: {why}"
 
 
 def measure(run) -> dict:
@@ -315,9 +335,11 @@ def measure(run) -> dict:
         names = [m for m, e in chosen.items() if e == name]
         try:
             got = ESTIMATORS[name].measure(run, names, outputs)
-        except FloatingPointError as exc:  # one estimator's failure keeps the others' values
-            nan = float("nan")
-            got = {m: Value(nan, nan, nan, f"non-finite: {exc}") for m in names}
+        except (TimeoutError, ConfigError):  # the whole run's deadline, or bad input
+            raise
+        except Exception as exc:  # one estimator's failure (non-finite, out of memory) is its
+            nan = float("nan")  # own rows: the others keep their values
+            got = {m: Value(nan, nan, nan, failure(exc)) for m in names}
         for m, value in got.items():
             out[m] = (name, value)
     size = min(s.n_samples, SCORE_ERROR_SAMPLES)

@@ -125,11 +125,27 @@ def validate_config(c) -> None:
             raise ConfigError(
                 f"target.spectrum_file: an existing .npy of eigenvalues (got {path!r})"
             )
-        values = np.load(path)
-        if values.ndim != 1 or not np.all(np.isfinite(values)) or np.any(values < 0):
+        values = _eigenvalues(path)
+        if not np.all(np.isfinite(values)) or np.any(values < 0):
             raise ConfigError(f"target.spectrum_file: eigenvalues must be finite and >= 0 ({path})")
         if len(values) < c.d:
             raise ConfigError(f"target.d: at most {len(values)} for target.spectrum_file {path}")
+
+
+def _eigenvalues(path) -> np.ndarray:
+    """The .npy at `path` as a 1-D float64 array; ConfigError naming the key and what is wrong
+    (numpy's own messages name neither)."""
+    try:
+        values = np.load(path, allow_pickle=False)
+    except Exception:
+        values = None
+    if not isinstance(values, np.ndarray):  # unreadable, pickled, or an .npz archive
+        raise ConfigError(f"target.spectrum_file: a .npy file of eigenvalues ({path})")
+    if values.dtype.kind not in "iuf":
+        raise ConfigError(f"target.spectrum_file: an array of numbers (got {values.dtype}; {path})")
+    if values.ndim != 1:
+        raise ConfigError(f"target.spectrum_file: a 1-D array (got shape {values.shape}; {path})")
+    return values.astype(np.float64)
 
 
 def from_config(c) -> Gaussian:
