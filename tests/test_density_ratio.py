@@ -99,7 +99,15 @@ def test_ddpm_is_exact_on_the_complement_so_d_drops_out():
     assert abs(float(v_ei[0]) - 1.0) > 1e-4
 
 
-@pytest.mark.parametrize("d,steps", [(1, 64), (1, 512), (2, 128), (8, 256)])
+@pytest.mark.parametrize(
+    "d,steps",
+    [
+        (1, 64),
+        pytest.param(1, 512, marks=pytest.mark.slow),
+        (2, 128),
+        pytest.param(8, 256, marks=pytest.mark.slow),
+    ],
+)
 def test_density_ratio_matches_quadrature_on_the_cube(d, steps):
     """The cube mixture with K = 2^d components (DDPM, lcw schedule, δ = 0): KL, TV and
     Hellinger by density ratios against quadrature, within 3 s.e. + floors, at floor ≤ value/10."""

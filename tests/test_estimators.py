@@ -26,7 +26,9 @@ def composed(*overrides):
         return compose("config", overrides=[*overrides, "output.dir=unused"])
 
 
-@pytest.mark.parametrize("d,steps", [(1, 64), (10, 64), (200, 1024)])
+@pytest.mark.parametrize(
+    "d,steps", [(1, 64), (10, 64), pytest.param(200, 1024, marks=pytest.mark.slow)]
+)
 def test_density_ratio_agrees_with_exact(d, steps):
     """Path KL grows like d/N: at d = 200 the spread is small only from N ~ 1000."""
     target = gaussian(d, "power_law", mean_norm=1.0)

@@ -21,6 +21,7 @@ def test_curvature_of_a_gaussian_is_its_inverse_variances():
     assert high == pytest.approx(1 / variances.min(), rel=1e-9)
 
 
+@pytest.mark.slow
 def test_a_bimodal_target_is_flagged():
     """The default product (½ N(−1, 0.3²) + ½ N(1, 0.3²) per coordinate) is not log-concave
     between its modes: the report warns, it does not refuse."""

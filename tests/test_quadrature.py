@@ -210,6 +210,7 @@ def test_flow_is_the_quantile_map(name):
     assert floor < 1e-5 * got
 
 
+@pytest.mark.slow  # 2^20 paths; the node-doubling and flow tests stay in make test
 def test_sra1_law_matches_monte_carlo():
     """SRA1's output CDF at nine points against 2^20 runs of samplers.sample, within 4.5 standard
     errors each; and its W2 moves by under 1e-8 relative, and under a tenth of its floor, with

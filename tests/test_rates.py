@@ -161,6 +161,7 @@ def test_steps_to_reach_table_per_group_with_geometric_mean_over_seeds():
 # --- Bayesian fit --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bayes_loglog_recovers_exponents():
     rng = np.random.default_rng(4)
     rows = [

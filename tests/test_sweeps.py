@@ -61,6 +61,7 @@ def reference(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow  # the joblib launcher's tests cover the local-launcher path in make test
 def test_submitit_local_sweep_writes_every_job(reference):
     found = job_records(reference)
     assert len(found) == N_JOBS and (reference / ".submitit").is_dir()
