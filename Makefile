@@ -14,11 +14,6 @@ SWEEPS := $(addprefix sweep-,$(EXPERIMENTS))
 # jobs were all done under the same fingerprint is skipped without starting Python.
 # (sha256sum, or shasum on macOS; without either the fingerprint is empty and nothing is skipped)
 FINGERPRINT := $(shell cat pyproject.toml $$(find configs src -type f \( -name '*.py' -o -name '*.yaml' \) | LC_ALL=C sort) | { sha256sum 2>/dev/null || shasum -a 256 2>/dev/null; } | cut -c1-16)
-# With several sweeps at once each gets one XLA thread (compilation, most of a small job, is
-# single-threaded anyway); alone, a sweep keeps XLA's default.
-ifneq ($(JOBS),1)
-SWEEP_ENV := XLA_FLAGS="$(XLA_FLAGS) --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-endif
 
 .PHONY: reproduce sweep report status test test-slow lint clean venv $(SWEEPS)
 
@@ -48,7 +43,7 @@ $(SWEEPS): sweep-%: $(STAMP)
 	if [ -n "$(FINGERPRINT)" ] && [ -f $$done ] && [ "$$(cat $$done)" = "$(FINGERPRINT) $$(count)" ]; then \
 		echo "$*: every job done, nothing changed since ($$done)"; \
 	else \
-		rm -f $$done; DIFFUSION_RATES_DONE="$$done $(FINGERPRINT)" $(SWEEP_ENV) \
+		rm -f $$done; DIFFUSION_RATES_DONE="$$done $(FINGERPRINT)" \
 			$(BIN)/diffusion-rates -m experiment=$* scale=$(SCALE) || exit 1; \
 	fi
 

@@ -4,6 +4,7 @@ Each test reproduces one way a result was lost or stale, in-process on tiny conf
 """
 
 import importlib.util
+import os
 import subprocess
 import sys
 import time
@@ -283,3 +284,54 @@ def test_an_unwritable_output_dir_of_a_single_run_is_refused_before_hydra_starts
         app.main()
     assert info.value.code == 2 and list(tmp_path.iterdir()) == []
     assert capsys.readouterr().err.startswith("diffusion-rates: output.dir: a folder")
+
+
+PINNED = """
+import os, sys
+os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: int(sys.argv[1])])
+from diffusion_rates import app
+sys.argv = ["diffusion-rates", *sys.argv[2:]]
+app.main()
+"""
+
+
+@pytest.mark.skipif(
+    not hasattr(__import__("os"), "sched_getaffinity")
+    or len(__import__("os").sched_getaffinity(0)) < 2,
+    reason="needs two CPUs and sched_setaffinity",
+)
+def test_runs_on_other_thread_counts_are_recorded_and_said(tmp_path, capsys):
+    """Item 7: the joblib and basic launchers gave one run id different last bits for
+    `gaussian_fit` and `mmd`. The cause is XLA's CPU thread pool, as large as the process's CPU
+    affinity (joblib confines each worker to cores // n_jobs CPUs): it splits the sums over
+    samples. The records now name the pool, and aggregation says when a sweep mixes pools."""
+    config = [
+        *TINY,
+        "target.d=16",
+        "n_samples=65536",
+        "metrics=[w2,mmd]",
+        "estimator.w2=gaussian_fit",
+    ]
+    env = {**os.environ, "DIFFUSION_RATES_COMPILE_CACHE": "off"}
+    frames = {}
+    for cpus in (1, 2):
+        out = tmp_path / f"cpus{cpus}"
+        argv = [sys.executable, "-c", PINNED, str(cpus), *config, f"output.dir={out}"]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
+        assert done.returncode == 0, done.stderr
+        frames[cpus] = pd.read_parquet(out / records.RECORDS).set_index("metric")
+    one, two = frames[1], frames[2]
+    assert (one.run_id == two.run_id).all()  # the same config and code
+    assert one.device.iloc[0].endswith(", 1 thread") and two.device.iloc[0].endswith(", 2 threads")
+    # the values agree to rounding (bit for bit only where XLA happens not to split a sum)
+    np.testing.assert_allclose(one.value, two.value, rtol=1e-12)
+    # a sweep resumed on the other pool: its other job's run says so when aggregated
+    app.run(_config(tmp_path / "cpus1/seed1", "seed=1"))
+    capsys.readouterr()
+    frame = records.collect(tmp_path / "cpus1")
+    assert (
+        records.devices(frame) == {one.device.iloc[0]: 1, app.device(): 1}
+        and app.device() != one.device.iloc[0]
+    )
+    said = capsys.readouterr().out
+    assert "runs on 2 devices" in said and "1 thread;" in said, said

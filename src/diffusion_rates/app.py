@@ -207,8 +207,17 @@ def _resolved_without_hydra(cfg: DictConfig) -> DictConfig:
 
 
 def device() -> str:
+    """What a run's bits depend on besides its config and code: the device, and on a CPU the
+    size of XLA's thread pool, which is the number of CPUs this process may run on (its
+    affinity; XLA_FLAGS such as --xla_cpu_multi_thread_eigen do not change it in this jaxlib).
+    XLA splits reductions and the inner dimension of matrix products by that pool, so one config
+    run on 1 and on 2 CPUs differs in the last bits of sample means, covariances and kernel sums
+    (`gaussian_fit`, `mmd`): the records name the pool so that such runs are told apart."""
     d = jax.devices()[0]
-    return f"{d.platform}:{d.device_kind}"
+    if d.platform != "cpu":
+        return f"{d.platform}:{d.device_kind}"
+    threads = len(os.sched_getaffinity(0))
+    return f"cpu:{d.device_kind}, {threads} thread{'s' if threads > 1 else ''}"
 
 
 def run(cfg: DictConfig) -> Path | None:
@@ -335,7 +344,9 @@ _CPU_SLOT = []  # the lock file held by this joblib worker for its CPU block, ke
 
 def _limit_threads() -> None:
     """In a joblib worker, before JAX starts its backend: XLA gets the threads joblib gives each
-    worker (OMP_NUM_THREADS = cores // n_jobs), so that workers x threads <= cores."""
+    worker (OMP_NUM_THREADS = cores // n_jobs), so that workers x threads <= cores. XLA's CPU
+    thread pool is as large as the process's CPU affinity, so each worker is confined to its own
+    block of that many CPUs."""
     if _CPU_SLOT or not HydraConfig.initialized():
         return
     if "joblib" not in str(HydraConfig.get().launcher.get("_target_", "")):
@@ -344,9 +355,6 @@ def _limit_threads() -> None:
     cpus = sorted(os.sched_getaffinity(0))
     if threads < 1 or threads >= len(cpus):
         return
-    if threads == 1 and "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
-        flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
     # a disjoint block of `threads` CPUs per worker, claimed with a lock that dies with the worker
     folder = Path(HydraConfig.get().sweep.dir) / ".cpus"
     folder.mkdir(parents=True, exist_ok=True)

@@ -159,7 +159,22 @@ def collect(root: Path) -> pd.DataFrame:
     for (rid, dropped), rows in frame[twice].groupby(["run_id", "_file"]):
         kept = frame[~twice & (frame.run_id == rid)]._file.iloc[0]
         tqdm.write(f"dropping {len(rows)} rows of run {rid} from {dropped}: kept those of {kept}")
-    return frame[~twice].drop(columns="_file").reset_index(drop=True)
+    frame = frame[~twice].drop(columns="_file").reset_index(drop=True)
+    if len(mixed := devices(frame)) > 1:
+        tqdm.write(f"{Path(root).name}: runs on {len(mixed)} devices, {describe(mixed)}")
+    return frame
+
+
+def devices(frame: pd.DataFrame) -> dict[str, int]:
+    """{device: number of runs} of a records frame. One config run on two devices (another
+    thread count included: `app.device`) agrees to rounding, not bit for bit, so a sweep that
+    mixes them (resumed under another launcher) is said, not silent."""
+    runs = frame.drop_duplicates("run_id")
+    return runs.device.fillna("unknown").value_counts().to_dict()
+
+
+def describe(counts: dict[str, int]) -> str:
+    return "; ".join(f"{n} run{'s' if n > 1 else ''} on {dev}" for dev, n in counts.items())
 
 
 def failures(frame: pd.DataFrame) -> pd.DataFrame:
